@@ -1,0 +1,338 @@
+// Package broker is the Majordomo broker: 7/MDP and 18/MDP clients and
+// workers on one ROUTER socket, with the 8/MMI management services.
+//
+// A Broker's socket and all its state belong to the single goroutine that
+// runs Run. Other goroutines reach it only through channels (Stats, Close),
+// so no lock guards broker state.
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/majordomo-go/majordomo/internal/transport"
+	"github.com/majordomo-go/majordomo/mdp"
+)
+
+// Errors returned by Broker methods.
+var (
+	// ErrClosed: the broker was closed.
+	ErrClosed = errors.New("broker: closed")
+	// ErrRunning: Run was called twice.
+	ErrRunning = errors.New("broker: already running")
+)
+
+// maxPoll bounds how long the loop sleeps in poll, so that Stats requests
+// and shutdown are noticed promptly even when no traffic arrives.
+const maxPoll = 20 * time.Millisecond
+
+// maxBatch is how many messages the loop handles between two checks of its
+// timers and channels.
+const maxBatch = 512
+
+// Broker is a Majordomo broker. Create it with New, start it with Run, stop it
+// with Close or by cancelling Run's context.
+type Broker struct {
+	cfg       Config
+	log       *slog.Logger
+	zctx      transport.Context
+	sock      transport.Socket
+	endpoints []string
+
+	statsReq chan chan Stats
+	stop     chan struct{}
+	done     chan struct{}
+
+	lifeMu   sync.Mutex // Guards only started/stopOnce, never broker state.
+	started  bool
+	stopOnce sync.Once
+	final    Stats // Written by Run before done is closed.
+
+	// Everything below belongs to the Run goroutine.
+	workers     map[string]*worker
+	services    map[string]*service
+	queuedBytes int64
+	stats       Stats
+	out         [][]byte // Scratch frame list for sends.
+	now         time.Time
+	nextBeat    time.Time
+	nextHouse   time.Time
+	expiredLog  map[string]int
+}
+
+// New validates cfg, creates the ROUTER socket and binds every endpoint. The
+// broker does not serve until Run is called.
+func New(cfg Config) (*Broker, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	zctx, err := transport.NewContext()
+	if err != nil {
+		return nil, err
+	}
+	sock, err := zctx.NewSocket(transport.Router, transport.Options{
+		// Sends to a vanished client must fail, not vanish silently, so
+		// that the loss is counted (DropReplyUnroutable).
+		RouterMandatory: true,
+		// A worker or client that reconnects with a fixed identity takes
+		// over its old pipe instead of being ignored.
+		RouterHandover: true,
+		SendHWM:        100000,
+		RecvHWM:        10000,
+		MaxMsgSize:     cfg.MaxFrameSize,
+		Linger:         time.Second,
+	})
+	if err != nil {
+		zctx.Term()
+		return nil, err
+	}
+	b := &Broker{
+		cfg:        cfg,
+		log:        cfg.Logger,
+		zctx:       zctx,
+		sock:       sock,
+		statsReq:   make(chan chan Stats),
+		stop:       make(chan struct{}),
+		done:       make(chan struct{}),
+		workers:    make(map[string]*worker),
+		services:   make(map[string]*service),
+		expiredLog: make(map[string]int),
+	}
+	for _, ep := range cfg.Endpoints {
+		bound, err := sock.Bind(ep)
+		if err != nil {
+			sock.Close()
+			zctx.Term()
+			return nil, fmt.Errorf("broker: %w", err)
+		}
+		b.endpoints = append(b.endpoints, bound)
+	}
+	return b, nil
+}
+
+// Endpoints returns the endpoints the broker is bound to, with wildcard ports
+// resolved.
+func (b *Broker) Endpoints() []string {
+	return append([]string(nil), b.endpoints...)
+}
+
+// Run serves until ctx is cancelled or Close is called. On the way out it
+// sends DISCONNECT to every worker and closes its socket. It returns nil on
+// such a shutdown.
+func (b *Broker) Run(ctx context.Context) error {
+	b.lifeMu.Lock()
+	if b.started {
+		b.lifeMu.Unlock()
+		return ErrRunning
+	}
+	select {
+	case <-b.stop:
+		b.lifeMu.Unlock()
+		return ErrClosed
+	default:
+	}
+	b.started = true
+	b.lifeMu.Unlock()
+	defer close(b.done)
+
+	b.log.Info("broker started", "endpoints", b.endpoints,
+		"heartbeat", b.cfg.HeartbeatInterval, "liveness", b.cfg.HeartbeatLiveness)
+	err := b.loop(ctx)
+	b.shutdown()
+	return err
+}
+
+// Close stops a running broker and waits for Run to return, or releases the
+// socket of a broker that never ran. It is safe to call more than once.
+func (b *Broker) Close() error {
+	b.lifeMu.Lock()
+	started := b.started
+	b.stopOnce.Do(func() {
+		close(b.stop)
+		if !started {
+			b.sock.Close()
+			b.zctx.Term()
+		}
+	})
+	b.lifeMu.Unlock()
+	if started {
+		<-b.done
+	}
+	return nil
+}
+
+// Stats returns a snapshot of the broker's state and counters. After Run has
+// returned it returns the final snapshot.
+func (b *Broker) Stats() Stats {
+	b.lifeMu.Lock()
+	started := b.started
+	b.lifeMu.Unlock()
+	if !started {
+		return Stats{}
+	}
+	ch := make(chan Stats, 1)
+	select {
+	case b.statsReq <- ch:
+		return <-ch
+	case <-b.done:
+		return b.final
+	}
+}
+
+func (b *Broker) loop(ctx context.Context) error {
+	b.now = time.Now()
+	b.nextBeat = b.now.Add(b.cfg.HeartbeatInterval)
+	b.nextHouse = b.now.Add(b.houseInterval())
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-b.stop:
+			return nil
+		case ch := <-b.statsReq:
+			ch <- b.snapshot()
+		default:
+		}
+		wait := time.Until(b.nextHouse)
+		if wait > maxPoll {
+			wait = maxPoll
+		}
+		if wait < 0 {
+			wait = 0
+		}
+		ready, err := b.sock.WaitReadable(wait)
+		if err != nil {
+			if errors.Is(err, transport.ErrInterrupted) {
+				continue // A signal: look at ctx and go round again.
+			}
+			return fmt.Errorf("broker: poll: %w", err)
+		}
+		b.now = time.Now()
+		if ready {
+			if err := b.drain(); err != nil {
+				return err
+			}
+		}
+		if !b.now.Before(b.nextHouse) {
+			b.housekeep()
+		}
+	}
+}
+
+// drain handles up to maxBatch waiting messages without blocking.
+func (b *Broker) drain() error {
+	for i := 0; i < maxBatch; i++ {
+		frames, dropped, err := b.sock.Recv(b.cfg.MaxFrames+1, true)
+		if err != nil {
+			switch {
+			case errors.Is(err, transport.ErrAgain), errors.Is(err, transport.ErrInterrupted):
+				return nil
+			}
+			return fmt.Errorf("broker: recv: %w", err)
+		}
+		if dropped > 0 {
+			b.drop(DropTooManyFrames, "message too long", "frames", len(frames)+dropped)
+			continue
+		}
+		b.handle(frames)
+	}
+	return nil
+}
+
+// handle dispatches one message: frames[0] is the sender's identity.
+func (b *Broker) handle(frames [][]byte) {
+	if len(frames) < 2 {
+		b.drop(DropEmpty, "empty message")
+		return
+	}
+	sender := frames[0]
+	m, err := mdp.DecodeToBroker(frames[1:])
+	if err != nil {
+		b.invalid(sender, err)
+		return
+	}
+	if m.Role == mdp.RoleClient {
+		b.clientRequest(sender, &m)
+		return
+	}
+	b.workerMessage(sender, &m)
+}
+
+// invalid drops a malformed message. 7/MDP: "The broker SHOULD respond to
+// invalid messages by dropping them and treating that peer as invalid": a
+// registered worker that sends one is removed with DISCONNECT, so that a
+// confused but honest worker starts over on a new socket.
+func (b *Broker) invalid(sender []byte, err error) {
+	reason := dropReasonFor(err)
+	b.drop(reason, "malformed message", "error", err.Error())
+	if w := b.workers[string(sender)]; w != nil {
+		b.removeWorker(w, RemovedInvalid, true)
+	}
+}
+
+func dropReasonFor(err error) DropReason {
+	switch {
+	case errors.Is(err, mdp.ErrEmpty):
+		return DropEmpty
+	case errors.Is(err, mdp.ErrDelimiter):
+		return DropDelimiter
+	case errors.Is(err, mdp.ErrHeader):
+		return DropHeader
+	case errors.Is(err, mdp.ErrCommand):
+		return DropCommand
+	case errors.Is(err, mdp.ErrShort):
+		return DropShort
+	case errors.Is(err, mdp.ErrExtraFrames):
+		return DropExtraFrames
+	case errors.Is(err, mdp.ErrService):
+		return DropService
+	case errors.Is(err, mdp.ErrEnvelope):
+		return DropEnvelope
+	}
+	return DropHeader
+}
+
+// drop counts a dropped message and logs it at debug level: drops can come
+// in floods, and the counters are the durable record.
+func (b *Broker) drop(r DropReason, msg string, args ...any) {
+	b.stats.Dropped[r]++
+	if b.log.Enabled(context.Background(), slog.LevelDebug) {
+		b.log.Debug(msg, append([]any{"reason", r.String()}, args...)...)
+	}
+}
+
+// send writes b.out to the socket without blocking.
+func (b *Broker) send() error {
+	return b.sock.Send(b.out, true)
+}
+
+func (b *Broker) snapshot() Stats {
+	s := b.stats
+	s.Workers = len(b.workers)
+	s.Services = len(b.services)
+	s.QueuedBytes = b.queuedBytes
+	s.Queued, s.IdleWorkers, s.BusyWorkers = 0, 0, 0
+	for _, svc := range b.services {
+		s.Queued += svc.queued
+		s.IdleWorkers += svc.idle.len()
+		s.BusyWorkers += svc.busy
+	}
+	return s
+}
+
+// shutdown disconnects every worker and releases the socket.
+func (b *Broker) shutdown() {
+	for _, w := range b.workers {
+		b.removeWorker(w, RemovedShutdown, true)
+	}
+	b.final = b.snapshot()
+	b.sock.Close()
+	b.zctx.Term()
+	b.log.Info("broker stopped", "requests", b.final.Requests, "replies", b.final.Replies,
+		"dropped", b.final.TotalDropped())
+}

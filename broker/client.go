@@ -1,0 +1,159 @@
+package broker
+
+import (
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/majordomo-go/majordomo/internal/transport"
+	"github.com/majordomo-go/majordomo/mdp"
+)
+
+var timeZero time.Time
+
+// clientRequest handles a REQUEST from a 0.1 or 0.2 client.
+func (b *Broker) clientRequest(sender []byte, m *mdp.Message) {
+	b.stats.Requests++
+	if len(m.Service) >= 4 && string(m.Service[:4]) == "mmi." {
+		// 8/MMI: "An MMI broker implementation MUST handle all services
+		// that start with "mmi." internally."
+		b.stats.MMIRequests++
+		b.mmi(sender, m)
+		return
+	}
+	svc := b.service(string(m.Service))
+	if svc == nil {
+		b.drop(DropTooManyServices, "service limit reached", "service", string(m.Service))
+		return
+	}
+	r := &request{
+		client:    sender,
+		version:   m.Version,
+		delimited: m.Delimited,
+		service:   svc,
+		body:      m.Body,
+		queuedAt:  b.now,
+	}
+	for _, f := range m.Body {
+		r.size += int64(len(f))
+	}
+	if svc.idle.len() > 0 && svc.queued == 0 {
+		b.deliver(svc.idle.popFront(), r)
+		return
+	}
+	// 7/MDP: "The broker SHOULD queue client requests for which no service
+	// has been registered" — within bounds, so that no client can exhaust
+	// the broker's memory.
+	if svc.queued >= b.cfg.MaxQueue {
+		b.drop(DropQueueFull, "service queue full", "service", svc.name)
+		return
+	}
+	if b.queuedBytes+r.size > b.cfg.MaxQueuedBytes {
+		b.drop(DropQueueBytes, "queued bytes limit reached", "service", svc.name)
+		return
+	}
+	svc.enqueue(r, false)
+	b.queuedBytes += r.size
+	b.dispatch(svc)
+}
+
+// replyToClient sends a PARTIAL or FINAL for r to its client in the client's
+// own protocol version; for a 0.1 client FINAL is the REPLY.
+func (b *Broker) replyToClient(r *request, cmd mdp.Command, service []byte, body [][]byte) bool {
+	msg := mdp.Message{Version: r.version, Role: mdp.RoleClient, Command: cmd,
+		Service: service, Body: body, Delimited: r.delimited}
+	return b.sendClient(r.client, &msg)
+}
+
+func (b *Broker) sendClient(id []byte, msg *mdp.Message) bool {
+	err := b.sendTo(id, msg)
+	switch {
+	case err == nil:
+		return true
+	case errors.Is(err, transport.ErrUnroutable):
+		b.drop(DropReplyUnroutable, "client gone", "client", printable(id))
+	case errors.Is(err, transport.ErrAgain):
+		b.drop(DropReplyBlocked, "client not reading", "client", printable(id))
+	default:
+		b.log.Error("reply not sent", "client", printable(id), "error", err.Error())
+		b.drop(DropReplyBlocked, "reply not sent", "client", printable(id))
+	}
+	return false
+}
+
+// service finds or creates a service, or returns nil when MaxServices would
+// be exceeded.
+func (b *Broker) service(name string) *service {
+	if s := b.services[name]; s != nil {
+		return s
+	}
+	if len(b.services) >= b.cfg.MaxServices {
+		return nil
+	}
+	s := newService(name)
+	b.services[name] = s
+	return s
+}
+
+// houseInterval is how often timers are checked: often enough that expiry
+// and purging are accurate to a fraction of the heartbeat interval.
+func (b *Broker) houseInterval() time.Duration {
+	d := b.cfg.HeartbeatInterval / 4
+	if d > 250*time.Millisecond {
+		d = 250 * time.Millisecond
+	}
+	return d
+}
+
+// housekeep runs the timers: heartbeats, purging dead workers, expiring
+// queued requests and forgetting unused services.
+func (b *Broker) housekeep() {
+	b.nextHouse = b.now.Add(b.houseInterval())
+	if !b.now.Before(b.nextBeat) {
+		b.nextBeat = b.now.Add(b.cfg.HeartbeatInterval)
+		b.heartbeat()
+	}
+	b.purge()
+	cutoff := b.now.Add(-b.cfg.RequestTimeout)
+	for name, svc := range b.services {
+		svc.expire(cutoff, func(r *request) {
+			b.queuedBytes -= r.size
+			b.stats.Dropped[DropExpired]++
+			b.expiredLog[name]++
+		})
+		if svc.workers > 0 || svc.queued > 0 {
+			svc.emptySince = timeZero
+			continue
+		}
+		if svc.emptySince.IsZero() {
+			svc.emptySince = b.now
+		} else if b.now.Sub(svc.emptySince) >= b.cfg.ServiceTTL {
+			delete(b.services, name)
+		}
+	}
+	// One line per service per tick rather than one per request, so that a
+	// flood of expiries cannot flood the log.
+	for name, n := range b.expiredLog {
+		b.log.Warn("requests expired with no worker", "service", name, "count", n,
+			"timeout", b.cfg.RequestTimeout)
+		delete(b.expiredLog, name)
+	}
+}
+
+// printable renders a peer identity for logs: libzmq's generated identities
+// are 5 binary bytes.
+func printable(id []byte) string {
+	for _, c := range id {
+		if c < 0x20 || c > 0x7e {
+			const hex = "0123456789abcdef"
+			var sb strings.Builder
+			sb.WriteString("0x")
+			for _, c := range id {
+				sb.WriteByte(hex[c>>4])
+				sb.WriteByte(hex[c&15])
+			}
+			return sb.String()
+		}
+	}
+	return string(id)
+}

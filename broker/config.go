@@ -1,0 +1,147 @@
+package broker
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+)
+
+// Defaults for Config. The heartbeat defaults match the Guide's workers
+// (2500 ms, liveness 3) so that unmodified Guide peers interoperate.
+const (
+	DefaultEndpoint          = "tcp://*:5555"
+	DefaultHeartbeatInterval = 2500 * time.Millisecond
+	DefaultHeartbeatLiveness = 3
+	DefaultRequestTimeout    = 60 * time.Second
+	DefaultMaxQueue          = 10000
+	DefaultMaxQueuedBytes    = 256 << 20
+	DefaultMaxServices       = 10000
+	DefaultServiceTTL        = 60 * time.Second
+	DefaultMaxAttempts       = 3
+	DefaultMaxFrames         = 1024
+	DefaultMaxFrameSize      = 64 << 20
+)
+
+// Config holds a broker's settings. The zero value of every field but
+// Endpoints means "use the default"; use the Disable... fields to switch
+// features off.
+type Config struct {
+	// Endpoints to bind, tcp:// or ipc:// (default DefaultEndpoint). A
+	// wildcard port ("tcp://127.0.0.1:*" or ":0") is resolved; Endpoints()
+	// reports what was bound.
+	Endpoints []string
+	// HeartbeatInterval is how often the broker heartbeats every worker and
+	// expects to hear from each.
+	HeartbeatInterval time.Duration
+	// HeartbeatLiveness is how many intervals a worker may stay silent
+	// before it is removed, busy or idle.
+	HeartbeatLiveness int
+	// RequestTimeout is how long a request may wait in a service queue for a
+	// worker before it expires (dropped, counted, logged).
+	RequestTimeout time.Duration
+	// MaxQueue bounds the requests queued per service.
+	MaxQueue int
+	// MaxQueuedBytes bounds the body bytes queued over all services.
+	MaxQueuedBytes int64
+	// MaxServices bounds how many services the broker tracks at once, so
+	// that clients asking for random names cannot grow memory without bound.
+	MaxServices int
+	// ServiceTTL is how long a service with no workers and no queued
+	// requests is remembered before it is forgotten.
+	ServiceTTL time.Duration
+	// MaxAttempts is how many times one request may be handed to a worker
+	// (the first delivery included) when workers die holding it.
+	MaxAttempts int
+	// DisableRedelivery drops a request held by a worker that dies instead
+	// of handing it to another worker.
+	DisableRedelivery bool
+	// MaxFrames is the most frames accepted in one message; longer messages
+	// are dropped and counted.
+	MaxFrames int
+	// MaxFrameSize is the largest frame libzmq accepts (ZMQ_MAXMSGSIZE); a
+	// peer sending a larger one is disconnected by libzmq.
+	MaxFrameSize int64
+	// Logger receives the broker's logs (default slog.Default()).
+	Logger *slog.Logger
+}
+
+// ErrConfig is wrapped by every configuration error returned by New.
+var ErrConfig = errors.New("broker: invalid configuration")
+
+func (c Config) withDefaults() Config {
+	if len(c.Endpoints) == 0 {
+		c.Endpoints = []string{DefaultEndpoint}
+	}
+	if c.HeartbeatInterval == 0 {
+		c.HeartbeatInterval = DefaultHeartbeatInterval
+	}
+	if c.HeartbeatLiveness == 0 {
+		c.HeartbeatLiveness = DefaultHeartbeatLiveness
+	}
+	if c.RequestTimeout == 0 {
+		c.RequestTimeout = DefaultRequestTimeout
+	}
+	if c.MaxQueue == 0 {
+		c.MaxQueue = DefaultMaxQueue
+	}
+	if c.MaxQueuedBytes == 0 {
+		c.MaxQueuedBytes = DefaultMaxQueuedBytes
+	}
+	if c.MaxServices == 0 {
+		c.MaxServices = DefaultMaxServices
+	}
+	if c.ServiceTTL == 0 {
+		c.ServiceTTL = DefaultServiceTTL
+	}
+	if c.MaxAttempts == 0 {
+		c.MaxAttempts = DefaultMaxAttempts
+	}
+	if c.MaxFrames == 0 {
+		c.MaxFrames = DefaultMaxFrames
+	}
+	if c.MaxFrameSize == 0 {
+		c.MaxFrameSize = DefaultMaxFrameSize
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
+}
+
+// Validate checks the settings after defaults are applied and names the first
+// bad one.
+func (c Config) Validate() error {
+	bad := func(name string, v any, why string) error {
+		return fmt.Errorf("%w: %s=%v: %s", ErrConfig, name, v, why)
+	}
+	for _, ep := range c.Endpoints {
+		if !strings.HasPrefix(ep, "tcp://") && !strings.HasPrefix(ep, "ipc://") && !strings.HasPrefix(ep, "inproc://") {
+			return bad("endpoint", ep, "must start with tcp://, ipc:// or inproc://")
+		}
+	}
+	switch {
+	case c.HeartbeatInterval < 10*time.Millisecond:
+		return bad("heartbeat", c.HeartbeatInterval, "must be at least 10ms")
+	case c.HeartbeatLiveness < 1:
+		return bad("liveness", c.HeartbeatLiveness, "must be at least 1")
+	case c.RequestTimeout < 0:
+		return bad("request-timeout", c.RequestTimeout, "must not be negative")
+	case c.MaxQueue < 1:
+		return bad("max-queue", c.MaxQueue, "must be at least 1")
+	case c.MaxQueuedBytes < 1:
+		return bad("max-queued-bytes", c.MaxQueuedBytes, "must be at least 1")
+	case c.MaxServices < 1:
+		return bad("max-services", c.MaxServices, "must be at least 1")
+	case c.ServiceTTL < 0:
+		return bad("service-ttl", c.ServiceTTL, "must not be negative")
+	case c.MaxAttempts < 1:
+		return bad("max-attempts", c.MaxAttempts, "must be at least 1")
+	case c.MaxFrames < 4:
+		return bad("max-frames", c.MaxFrames, "must be at least 4")
+	case c.MaxFrameSize < 64:
+		return bad("max-frame-size", c.MaxFrameSize, "must be at least 64")
+	}
+	return nil
+}
