@@ -1,0 +1,283 @@
+package broker
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/majordomo-go/majordomo/internal/transport"
+	"github.com/majordomo-go/majordomo/mdp"
+)
+
+// testBroker runs a broker on an ephemeral loopback port for one test.
+type testBroker struct {
+	*Broker
+	ep   string
+	errc chan error
+}
+
+// fastConfig returns settings with short timers so that tests finish fast.
+func fastConfig() Config {
+	return Config{
+		Endpoints:         []string{"tcp://127.0.0.1:*"},
+		HeartbeatInterval: 100 * time.Millisecond,
+		HeartbeatLiveness: 3,
+		Logger:            slog.New(slog.NewTextHandler(io.Discard, nil)),
+	}
+}
+
+func startBroker(t *testing.T, cfg Config) *testBroker {
+	t.Helper()
+	if len(cfg.Endpoints) == 0 {
+		cfg.Endpoints = []string{"tcp://127.0.0.1:*"}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	b, err := New(cfg)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	tb := &testBroker{Broker: b, ep: b.Endpoints()[0], errc: make(chan error, 1)}
+	go func() { tb.errc <- b.Run(context.Background()) }()
+	t.Cleanup(func() {
+		b.Close()
+		select {
+		case err := <-tb.errc:
+			if err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Errorf("Run did not return after Close")
+		}
+	})
+	return tb
+}
+
+// peer is a raw DEALER socket that speaks MDP frame by frame.
+type peer struct {
+	t    *testing.T
+	ctx  transport.Context
+	sock transport.Socket
+}
+
+func newPeer(t *testing.T, ep string) *peer {
+	t.Helper()
+	ctx, err := transport.NewContext()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := ctx.NewSocket(transport.Dealer, transport.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Connect(ep); err != nil {
+		t.Fatal(err)
+	}
+	p := &peer{t: t, ctx: ctx, sock: s}
+	t.Cleanup(p.close)
+	return p
+}
+
+func (p *peer) close() {
+	if p.sock != nil {
+		p.sock.Close()
+		p.ctx.Term()
+		p.sock = nil
+	}
+}
+
+func (p *peer) send(frames ...[]byte) {
+	p.t.Helper()
+	if err := p.sock.Send(frames, false); err != nil {
+		p.t.Fatalf("send: %v", err)
+	}
+}
+
+func (p *peer) sendStr(frames ...string) {
+	p.t.Helper()
+	f := make([][]byte, len(frames))
+	for i, s := range frames {
+		f[i] = []byte(s)
+	}
+	p.send(f...)
+}
+
+// recv waits up to d for a message; nil means none came.
+func (p *peer) recv(d time.Duration) [][]byte {
+	p.t.Helper()
+	ok, err := p.sock.WaitReadable(d)
+	if err != nil {
+		p.t.Fatalf("poll: %v", err)
+	}
+	if !ok {
+		return nil
+	}
+	f, _, err := p.sock.Recv(0, true)
+	if err != nil {
+		p.t.Fatalf("recv: %v", err)
+	}
+	return f
+}
+
+// recvSkip is recv that ignores HEARTBEATs, as a worker must.
+func (p *peer) recvSkip(d time.Duration) [][]byte {
+	p.t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		left := time.Until(deadline)
+		if left < 0 {
+			return nil
+		}
+		f := p.recv(left)
+		if f == nil {
+			return nil
+		}
+		if m, err := mdp.DecodeFromBroker(f); err == nil && m.Command == mdp.Heartbeat {
+			continue
+		}
+		return f
+	}
+}
+
+func (p *peer) mustRecv(d time.Duration) [][]byte {
+	p.t.Helper()
+	f := p.recvSkip(d)
+	if f == nil {
+		p.t.Fatalf("no message within %v", d)
+	}
+	return f
+}
+
+func (p *peer) expectNothing(d time.Duration) {
+	p.t.Helper()
+	if f := p.recvSkip(d); f != nil {
+		p.t.Fatalf("unexpected message %q", f)
+	}
+}
+
+func (p *peer) expectDisconnect(d time.Duration) {
+	p.t.Helper()
+	f := p.mustRecv(d)
+	m, err := mdp.DecodeFromBroker(f)
+	if err != nil || m.Command != mdp.Disconnect {
+		p.t.Fatalf("want DISCONNECT, got %q (%v)", f, err)
+	}
+}
+
+// Worker helpers, in either protocol version.
+
+func (p *peer) ready(v mdp.Version, service string) {
+	p.t.Helper()
+	p.sendMsg(&mdp.Message{Version: v, Role: mdp.RoleWorker, Command: mdp.Ready, Service: []byte(service)})
+}
+
+func (p *peer) sendMsg(m *mdp.Message) {
+	p.t.Helper()
+	f, err := mdp.Encode(m)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	p.send(f...)
+}
+
+// getRequest waits for a REQUEST and returns the client address and body.
+func (p *peer) getRequest(d time.Duration) (client []byte, body [][]byte) {
+	p.t.Helper()
+	f := p.mustRecv(d)
+	m, err := mdp.DecodeFromBroker(f)
+	if err != nil || m.Role != mdp.RoleWorker || m.Command != mdp.Request {
+		p.t.Fatalf("want worker REQUEST, got %q (%v)", f, err)
+	}
+	return m.Client, m.Body
+}
+
+func (p *peer) reply(v mdp.Version, cmd mdp.Command, client []byte, body ...string) {
+	p.t.Helper()
+	m := mdp.Message{Version: v, Role: mdp.RoleWorker, Command: cmd, Client: client}
+	for _, b := range body {
+		m.Body = append(m.Body, []byte(b))
+	}
+	p.sendMsg(&m)
+}
+
+// Client helpers.
+
+func (p *peer) request(v mdp.Version, service string, body ...string) {
+	p.t.Helper()
+	m := mdp.Message{Version: v, Role: mdp.RoleClient, Command: mdp.Request, Service: []byte(service)}
+	for _, b := range body {
+		m.Body = append(m.Body, []byte(b))
+	}
+	p.sendMsg(&m)
+}
+
+// getReply waits for a client reply and checks its version and command.
+func (p *peer) getReply(d time.Duration, v mdp.Version, cmd mdp.Command) (service string, body []string) {
+	p.t.Helper()
+	f := p.mustRecv(d)
+	m, err := mdp.DecodeFromBroker(f)
+	if err != nil || m.Role != mdp.RoleClient || m.Version != v || m.Command != cmd {
+		p.t.Fatalf("want %v client %v, got %q (%v)", v, cmd, f, err)
+	}
+	for _, b := range m.Body {
+		body = append(body, string(b))
+	}
+	return string(m.Service), body
+}
+
+// waitFor polls the broker's stats until cond holds.
+func waitFor(t *testing.T, b *testBroker, what string, cond func(Stats) bool) Stats {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		s := b.Stats()
+		if cond(s) {
+			return s
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s; stats %+v", what, s)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func waitWorkers(t *testing.T, b *testBroker, n int) {
+	t.Helper()
+	waitFor(t, b, fmt.Sprintf("%d workers", n), func(s Stats) bool { return s.Workers == n })
+}
+
+func eq(a []string, b ...string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if !bytes.Equal([]byte(a[i]), []byte(b[i])) {
+			return false
+		}
+	}
+	return true
+}
+
+// newReqPeer is a REQ socket client, as the Guide's 0.1 clients use.
+func newReqPeer(t *testing.T, ep string) *peer {
+	t.Helper()
+	ctx, err := transport.NewContext()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := ctx.NewSocket(transport.Req, transport.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Connect(ep); err != nil {
+		t.Fatal(err)
+	}
+	p := &peer{t: t, ctx: ctx, sock: s}
+	t.Cleanup(p.close)
+	return p
+}
