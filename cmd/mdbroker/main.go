@@ -56,7 +56,7 @@ func run(args []string, stderr io.Writer) int {
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	logJSON := fs.Bool("log-json", false, "log in JSON instead of text")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: mdbroker [flags]\n\nA Majordomo (7/MDP, 18/MDP, 8/MMI) broker.\n\nFlags:\n")
+		fmt.Fprintf(fs.Output(), "Usage: mdbroker [flags]\n\nA Majordomo (7/MDP, 18/MDP, 8/MMI) broker.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {

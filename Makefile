@@ -1,0 +1,34 @@
+# Majordomo for Go. `make run` installs what is missing and runs the broker;
+# `make test` runs every check CI runs.
+GO       ?= go
+ENDPOINT ?= tcp://*:5555
+FUZZTIME ?= 15s
+export PATH := $(PATH):/usr/local/go/bin
+
+.PHONY: all deps build run test vet unit fuzz clean
+
+all: build
+
+deps:
+	./scripts/deps.sh
+
+build: deps
+	mkdir -p bin
+	$(GO) build -o bin/ ./cmd/...
+
+run: build
+	./bin/mdbroker --endpoint $(ENDPOINT)
+
+vet:
+	$(GO) vet ./...
+
+unit:
+	$(GO) test -race -count=1 -timeout 10m ./...
+
+fuzz:
+	FUZZTIME=$(FUZZTIME) ./scripts/fuzz.sh
+
+test: deps vet unit fuzz
+
+clean:
+	rm -rf bin
