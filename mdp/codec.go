@@ -251,32 +251,35 @@ var ErrEncode = errors.New("mdp: message cannot be encoded")
 // A 7/MDP message always gets its empty frame 0; an 18/MDP message gets one
 // only if m.Delimited is set.
 func Append(dst [][]byte, m *Message) ([][]byte, error) {
+	// Validate everything before appending anything, so that on error dst
+	// is returned exactly as it came in.
 	hdr := headerBytes(m.Version, m.Role)
 	if hdr == nil {
 		return dst, ErrEncode
+	}
+	var cmd []byte // nil for 7/MDP client messages, which have no command frame
+	if m.Version == V1 && m.Role == RoleClient {
+		if m.Command != Request && m.Command != Final {
+			return dst, ErrEncode
+		}
+	} else {
+		b, ok := WireByte(m.Version, m.Role, m.Command)
+		if !ok {
+			return dst, ErrEncode
+		}
+		cmd = byteFrames[b]
 	}
 	if m.Version == V1 || m.Delimited {
 		dst = append(dst, emptyFrame)
 	}
 	dst = append(dst, hdr)
+	if cmd != nil {
+		dst = append(dst, cmd)
+	}
 	if m.Role == RoleClient {
-		if m.Version == V2 {
-			b, ok := WireByte(m.Version, m.Role, m.Command)
-			if !ok {
-				return dst, ErrEncode
-			}
-			dst = append(dst, byteFrames[b])
-		} else if m.Command != Request && m.Command != Final {
-			return dst, ErrEncode
-		}
 		dst = append(dst, m.Service)
 		return append(dst, m.Body...), nil
 	}
-	b, ok := WireByte(m.Version, m.Role, m.Command)
-	if !ok {
-		return dst, ErrEncode
-	}
-	dst = append(dst, byteFrames[b])
 	switch m.Command {
 	case Ready:
 		dst = append(dst, m.Service)
