@@ -237,6 +237,7 @@ func (b *Broker) drain() error {
 		}
 		if dropped > 0 {
 			b.drop(DropTooManyFrames, "message too long", "frames", len(frames)+dropped)
+			b.invalidPeer(frames[0])
 			continue
 		}
 		b.handle(frames)
@@ -270,6 +271,12 @@ func (b *Broker) handle(frames [][]byte) {
 func (b *Broker) invalid(sender []byte, err error) {
 	reason := dropReasonFor(err)
 	b.drop(reason, "malformed message", "error", err.Error())
+	b.invalidPeer(sender)
+}
+
+// invalidPeer removes the sender of a malformed message with DISCONNECT if it
+// is a registered worker; the request it held is redelivered.
+func (b *Broker) invalidPeer(sender []byte) {
 	if w := b.workers[string(sender)]; w != nil {
 		b.removeWorker(w, RemovedInvalid, true)
 	}

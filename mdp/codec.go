@@ -11,7 +11,8 @@ import (
 var (
 	// ErrEmpty: the message has no frames at all.
 	ErrEmpty = errors.New("mdp: empty message")
-	// ErrDelimiter: a 7/MDP message lacks the empty frame before its header.
+	// ErrDelimiter: a 7/MDP message lacks the empty frame before its header,
+	// or some other non-empty frame stands before a valid header.
 	ErrDelimiter = errors.New("mdp: missing empty delimiter frame")
 	// ErrHeader: the header frame is missing or is not one of MDPC01,
 	// MDPW01, MDPC02, MDPW02.

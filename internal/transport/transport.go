@@ -83,7 +83,9 @@ type Socket interface {
 	// no message is waiting. A message is never split across two calls.
 	Recv(maxFrames int, dontwait bool) (frames [][]byte, dropped int, err error)
 	// WaitReadable waits up to timeout for a message to arrive and reports
-	// whether one is waiting. A negative timeout waits for ever.
+	// whether one is waiting. A bounded wait that a signal interrupts goes on
+	// for the rest of its time; a negative timeout waits for ever and
+	// returns ErrInterrupted when a signal arrives.
 	WaitReadable(timeout time.Duration) (bool, error)
 	// Close closes the socket, lingering as configured.
 	Close() error

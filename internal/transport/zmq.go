@@ -225,11 +225,25 @@ func (z *zmqSocket) WaitReadable(timeout time.Duration) (bool, error) {
 	if z.closed {
 		return false, ErrClosed
 	}
-	polled, err := z.poller.Poll(timeout)
-	if err != nil {
-		return false, mapErr(err)
+	deadline := time.Now().Add(timeout)
+	for {
+		polled, err := z.poller.Poll(timeout)
+		if err == nil {
+			return len(polled) > 0, nil
+		}
+		err = mapErr(err)
+		if !errors.Is(err, ErrInterrupted) || timeout < 0 {
+			return false, err
+		}
+		// poll(2) is never restarted after a signal, and the Go runtime
+		// sends signals all the time (goroutine preemption), so a bounded
+		// wait simply goes on for the time it has left. An unbounded wait
+		// returns ErrInterrupted so that its caller can look at shutdown.
+		timeout = time.Until(deadline)
+		if timeout <= 0 {
+			return false, nil
+		}
 	}
-	return len(polled) > 0, nil
 }
 
 func (z *zmqSocket) Close() error {

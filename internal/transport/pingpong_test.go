@@ -1,0 +1,80 @@
+package transport
+
+import (
+	"errors"
+	"testing"
+	"time"
+)
+
+// BenchmarkPingPong measures a raw DEALER->ROUTER echo round trip through
+// this package, the transport's own cost with no broker in between.
+func BenchmarkPingPong(b *testing.B) {
+	for _, poll := range []bool{false, true} {
+		name := "blocking"
+		if poll {
+			name = "poll"
+		}
+		b.Run(name, func(b *testing.B) { pingPong(b, poll) })
+	}
+}
+
+func pingPong(b *testing.B, poll bool) {
+	zc, err := NewContext()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer zc.Term()
+	r, _ := zc.NewSocket(Router, Options{})
+	defer r.Close()
+	ep, err := r.Bind("tcp://127.0.0.1:*")
+	if err != nil {
+		b.Fatal(err)
+	}
+	d, _ := zc.NewSocket(Dealer, Options{})
+	defer d.Close()
+	d.Connect(ep)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			if poll {
+				ok, err := r.WaitReadable(100 * time.Millisecond)
+				if err != nil {
+					return
+				}
+				if !ok {
+					continue
+				}
+			}
+			f, _, err := r.Recv(0, false)
+			if errors.Is(err, ErrInterrupted) {
+				continue // A blocking receive is interrupted by Go's own signals.
+			}
+			if err != nil {
+				return
+			}
+			if len(f) == 2 && string(f[1]) == "stop" {
+				return
+			}
+			r.Send(f, false)
+		}
+	}()
+	msg := [][]byte{make([]byte, 100)}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		d.Send(msg, false)
+		if poll {
+			d.WaitReadable(time.Second)
+		}
+		_, _, err := d.Recv(0, false)
+		for errors.Is(err, ErrInterrupted) {
+			_, _, err = d.Recv(0, false)
+		}
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	d.Send([][]byte{[]byte("stop")}, false)
+	<-done
+}
