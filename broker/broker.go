@@ -26,10 +26,6 @@ var (
 	ErrRunning = errors.New("broker: already running")
 )
 
-// maxPoll bounds how long the loop sleeps in poll, so that Stats requests
-// and shutdown are noticed promptly even when no traffic arrives.
-const maxPoll = 20 * time.Millisecond
-
 // maxBatch is how many messages the loop handles between two checks of its
 // timers and channels.
 const maxBatch = 512
@@ -96,7 +92,7 @@ func New(cfg Config) (*Broker, error) {
 		log:        cfg.Logger,
 		zctx:       zctx,
 		sock:       sock,
-		statsReq:   make(chan chan Stats),
+		statsReq:   make(chan chan Stats, 64),
 		stop:       make(chan struct{}),
 		done:       make(chan struct{}),
 		workers:    make(map[string]*worker),
@@ -142,6 +138,9 @@ func (b *Broker) Run(ctx context.Context) error {
 
 	b.log.Info("broker started", "endpoints", b.endpoints,
 		"heartbeat", b.cfg.HeartbeatInterval, "liveness", b.cfg.HeartbeatLiveness)
+	// A cancelled context must interrupt the loop's wait, like Close does.
+	stopWake := context.AfterFunc(ctx, b.sock.Wake)
+	defer stopWake()
 	err := b.loop(ctx)
 	b.shutdown()
 	return err
@@ -154,6 +153,7 @@ func (b *Broker) Close() error {
 	started := b.started
 	b.stopOnce.Do(func() {
 		close(b.stop)
+		b.sock.Wake()
 		if !started {
 			b.sock.Close()
 			b.zctx.Term()
@@ -178,7 +178,14 @@ func (b *Broker) Stats() Stats {
 	ch := make(chan Stats, 1)
 	select {
 	case b.statsReq <- ch:
-		return <-ch
+	case <-b.done:
+		return b.final
+	}
+	// Queue first, then wake: the loop looks at the queue after every wake.
+	b.sock.Wake()
+	select {
+	case s := <-ch:
+		return s
 	case <-b.done:
 		return b.final
 	}
@@ -198,10 +205,9 @@ func (b *Broker) loop(ctx context.Context) error {
 			ch <- b.snapshot()
 		default:
 		}
+		// Stats and Close wake this wait through the socket's Wake, so it
+		// can sleep until the next timer.
 		wait := time.Until(b.nextHouse)
-		if wait > maxPoll {
-			wait = maxPoll
-		}
 		if wait < 0 {
 			wait = 0
 		}

@@ -14,11 +14,12 @@ func BenchmarkPingPong(b *testing.B) {
 		if poll {
 			name = "poll"
 		}
-		b.Run(name, func(b *testing.B) { pingPong(b, poll) })
+		b.Run(name, func(b *testing.B) { pingPong(b, poll, 1) })
 	}
+	b.Run("window100", func(b *testing.B) { pingPong(b, false, 100) })
 }
 
-func pingPong(b *testing.B, poll bool) {
+func pingPong(b *testing.B, poll bool, window int) {
 	zc, err := NewContext()
 	if err != nil {
 		b.Fatal(err)
@@ -61,6 +62,23 @@ func pingPong(b *testing.B, poll bool) {
 	}()
 	msg := [][]byte{make([]byte, 100)}
 	b.ResetTimer()
+	if window > 1 {
+		sent, got := 0, 0
+		for got < b.N {
+			for sent < b.N && sent-got < window {
+				d.Send(msg, false)
+				sent++
+			}
+			if _, _, err := d.Recv(0, false); err != nil {
+				b.Fatal(err)
+			}
+			got++
+		}
+		b.StopTimer()
+		d.Send([][]byte{[]byte("stop")}, false)
+		<-done
+		return
+	}
 	for i := 0; i < b.N; i++ {
 		d.Send(msg, false)
 		if poll {

@@ -76,17 +76,21 @@ type Socket interface {
 	// Send sends one multipart message. With dontwait it returns ErrAgain
 	// instead of blocking at the high-water mark.
 	Send(frames [][]byte, dontwait bool) error
-	// Recv receives one multipart message. At most maxFrames frames are
+	// Recv receives one multipart message. A blocking Recv returns
+	// ErrInterrupted if Wake is called while it waits. At most maxFrames frames are
 	// kept (0: no limit); the rest are read and discarded, and their number
 	// is returned as dropped, so that a hostile peer cannot make the caller
 	// hold an unbounded frame list. With dontwait it returns ErrAgain when
 	// no message is waiting. A message is never split across two calls.
 	Recv(maxFrames int, dontwait bool) (frames [][]byte, dropped int, err error)
 	// WaitReadable waits up to timeout for a message to arrive and reports
-	// whether one is waiting. A bounded wait that a signal interrupts goes on
-	// for the rest of its time; a negative timeout waits for ever and
-	// returns ErrInterrupted when a signal arrives.
+	// whether one is waiting. A negative timeout waits for ever. It returns
+	// (false, nil) early if Wake is called.
 	WaitReadable(timeout time.Duration) (bool, error)
+	// Wake makes a WaitReadable or blocking Recv in progress, or the next
+	// one, return at once. Unlike every other method it may be called from
+	// any goroutine: it is how other goroutines get the owner's attention.
+	Wake()
 	// Close closes the socket, lingering as configured.
 	Close() error
 }

@@ -3,6 +3,8 @@ package transport
 import (
 	"errors"
 	"fmt"
+	"os"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -53,9 +55,13 @@ func (c *zmqContext) NewSocket(t Type, o Options) (Socket, error) {
 		s.Close()
 		return nil, err
 	}
-	p := zmq.NewPoller()
-	p.Add(s, zmq.POLLIN)
-	return &zmqSocket{s: s, poller: p}, nil
+	z := &zmqSocket{s: s}
+	if err := z.openFD(); err != nil {
+		s.SetLinger(0)
+		s.Close()
+		return nil, err
+	}
+	return z, nil
 }
 
 func apply(s *zmq.Socket, t Type, o Options) error {
@@ -113,10 +119,88 @@ func apply(s *zmq.Socket, t Type, o Options) error {
 	return nil
 }
 
+// zmqSocket waits for libzmq in Go's network poller rather than in a
+// blocking cgo call. A goroutine blocked in cgo holds an OS thread, and the
+// Go scheduler only notices after sysmon's next tick (20 µs to 10 ms), which
+// on a busy or single-CPU machine costs tens of microseconds per wake-up.
+// Instead every libzmq call here is non-blocking; to wait, the socket's
+// ZMQ_FD (an edge-triggered "check ZMQ_EVENTS" signal) is registered with
+// the runtime poller through a duplicate descriptor, and the goroutine parks
+// like any network read.
 type zmqSocket struct {
 	s      *zmq.Socket
-	poller *zmq.Poller
+	file   *os.File        // Duplicate of ZMQ_FD, registered with the netpoller.
+	raw    syscall.RawConn // file's raw access, for readiness waits.
+	woken  atomic.Bool     // Set by Wake; consumed by the next wait.
 	closed bool
+}
+
+func (z *zmqSocket) openFD() error {
+	fd, err := z.s.GetFd()
+	if err != nil {
+		return fmt.Errorf("transport: get ZMQ_FD: %w", mapErr(err))
+	}
+	// Our own descriptor, so that closing the os.File never closes
+	// libzmq's. Both share one open file description, so readiness is the
+	// same, and it is already non-blocking, which makes the file pollable.
+	dup, err := syscall.Dup(fd)
+	if err != nil {
+		return fmt.Errorf("transport: dup ZMQ_FD: %w", err)
+	}
+	syscall.CloseOnExec(dup)
+	z.file = os.NewFile(uintptr(dup), "zmq-fd")
+	if z.raw, err = z.file.SyscallConn(); err != nil {
+		z.file.Close()
+		return fmt.Errorf("transport: ZMQ_FD not pollable: %w", err)
+	}
+	return nil
+}
+
+// wait blocks until events&mask is non-zero, the deadline passes (returns
+// false), or Wake is called (returns false). A zero deadline waits for ever.
+func (z *zmqSocket) wait(mask zmq.State, deadline time.Time) (bool, error) {
+	// The deadline is set before the woken flag is checked, and Wake sets
+	// the flag before it moves the deadline: whichever order the two
+	// goroutines run in, a Wake is never lost.
+	if err := z.file.SetReadDeadline(deadline); err != nil {
+		return false, fmt.Errorf("transport: set deadline: %w", err)
+	}
+	ready := false
+	var evErr error
+	check := func(uintptr) bool {
+		if z.woken.Load() {
+			return true
+		}
+		// Reading ZMQ_EVENTS also makes libzmq process its command queue
+		// and re-arm the descriptor, as the ZMQ_FD contract requires.
+		ev, err := z.s.GetEvents()
+		if err != nil {
+			evErr = mapErr(err)
+			return true
+		}
+		ready = ev&mask != 0
+		return ready
+	}
+	err := z.raw.Read(check)
+	if z.woken.Swap(false) {
+		return ready, nil
+	}
+	switch {
+	case evErr != nil:
+		return false, evErr
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("transport: wait: %w", err)
+	}
+	return ready, nil
+}
+
+// Wake makes a concurrent or the next WaitReadable return early. It is the
+// one method that any goroutine may call.
+func (z *zmqSocket) Wake() {
+	z.woken.Store(true)
+	z.file.SetReadDeadline(time.Unix(1, 0))
 }
 
 func (z *zmqSocket) Bind(endpoint string) (string, error) {
@@ -144,13 +228,9 @@ func (z *zmqSocket) Send(frames [][]byte, dontwait bool) error {
 	if len(frames) == 0 {
 		return nil
 	}
-	var base zmq.Flag
-	if dontwait {
-		base = zmq.DONTWAIT
-	}
 	last := len(frames) - 1
 	for i, f := range frames {
-		flag := base
+		flag := zmq.DONTWAIT
 		if i < last {
 			flag |= zmq.SNDMORE
 		}
@@ -160,15 +240,18 @@ func (z *zmqSocket) Send(frames [][]byte, dontwait bool) error {
 				break
 			}
 			err = mapErr(err)
-			if errors.Is(err, ErrInterrupted) {
-				// Retry: giving up after the first frame would leave a
-				// half-sent message queued in libzmq.
+			switch {
+			case errors.Is(err, ErrInterrupted):
 				continue
-			}
-			if i > 0 && errors.Is(err, ErrAgain) {
-				// libzmq accepts the rest of a multipart message once
-				// the first frame went out; this cannot happen, but a
-				// half message must never be left behind.
+			case errors.Is(err, ErrAgain) && i > 0:
+				// libzmq takes the rest of a multipart message once the
+				// first frame is in; this cannot happen, but a half
+				// message must never be left behind.
+				continue
+			case errors.Is(err, ErrAgain) && !dontwait:
+				if _, err := z.wait(zmq.POLLOUT, time.Time{}); err != nil {
+					return err
+				}
 				continue
 			}
 			return err
@@ -181,22 +264,28 @@ func (z *zmqSocket) Recv(maxFrames int, dontwait bool) ([][]byte, int, error) {
 	if z.closed {
 		return nil, 0, ErrClosed
 	}
-	var flag zmq.Flag
-	if dontwait {
-		flag = zmq.DONTWAIT
-	}
 	var frames [][]byte
 	dropped := 0
 	for {
-		b, err := z.s.RecvBytes(flag)
+		b, err := z.s.RecvBytes(zmq.DONTWAIT)
 		if err != nil {
 			err = mapErr(err)
-			if len(frames) > 0 || dropped > 0 {
-				if errors.Is(err, ErrInterrupted) || errors.Is(err, ErrAgain) {
-					// The rest of a multipart message is already here;
-					// never return half of it.
-					continue
+			switch {
+			case errors.Is(err, ErrInterrupted):
+				continue
+			case errors.Is(err, ErrAgain) && (len(frames) > 0 || dropped > 0):
+				// The rest of a multipart message is already here; never
+				// return half of it.
+				continue
+			case errors.Is(err, ErrAgain) && !dontwait:
+				ok, err := z.wait(zmq.POLLIN, time.Time{})
+				if err != nil {
+					return nil, 0, err
 				}
+				if !ok {
+					return nil, 0, ErrInterrupted // Woken.
+				}
+				continue
 			}
 			return nil, 0, err
 		}
@@ -206,18 +295,15 @@ func (z *zmqSocket) Recv(maxFrames int, dontwait bool) ([][]byte, int, error) {
 			dropped++
 		}
 		more, err := z.s.GetRcvmore()
+		for err != nil && errors.Is(mapErr(err), ErrInterrupted) {
+			more, err = z.s.GetRcvmore()
+		}
 		if err != nil {
-			if errors.Is(mapErr(err), ErrInterrupted) {
-				more, err = z.s.GetRcvmore()
-			}
-			if err != nil {
-				return nil, 0, mapErr(err)
-			}
+			return nil, 0, mapErr(err)
 		}
 		if !more {
 			return frames, dropped, nil
 		}
-		flag = 0
 	}
 }
 
@@ -225,25 +311,18 @@ func (z *zmqSocket) WaitReadable(timeout time.Duration) (bool, error) {
 	if z.closed {
 		return false, ErrClosed
 	}
-	deadline := time.Now().Add(timeout)
-	for {
-		polled, err := z.poller.Poll(timeout)
-		if err == nil {
-			return len(polled) > 0, nil
-		}
-		err = mapErr(err)
-		if !errors.Is(err, ErrInterrupted) || timeout < 0 {
-			return false, err
-		}
-		// poll(2) is never restarted after a signal, and the Go runtime
-		// sends signals all the time (goroutine preemption), so a bounded
-		// wait simply goes on for the time it has left. An unbounded wait
-		// returns ErrInterrupted so that its caller can look at shutdown.
-		timeout = time.Until(deadline)
-		if timeout <= 0 {
-			return false, nil
-		}
+	var deadline time.Time
+	if timeout >= 0 {
+		deadline = time.Now().Add(timeout)
 	}
+	if timeout == 0 {
+		ev, err := z.s.GetEvents()
+		if err != nil {
+			return false, mapErr(err)
+		}
+		return ev&zmq.POLLIN != 0, nil
+	}
+	return z.wait(zmq.POLLIN, deadline)
 }
 
 func (z *zmqSocket) Close() error {
@@ -251,6 +330,7 @@ func (z *zmqSocket) Close() error {
 		return nil
 	}
 	z.closed = true
+	z.file.Close()
 	return mapErr(z.s.Close())
 }
 
