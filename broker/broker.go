@@ -39,7 +39,7 @@ type Broker struct {
 	sock      transport.Socket
 	endpoints []string
 
-	statsReq chan chan Stats
+	calls    chan func() // Work other goroutines run on the loop (Stats, Status).
 	stop     chan struct{}
 	done     chan struct{}
 
@@ -55,6 +55,7 @@ type Broker struct {
 	stats       Stats
 	out         [][]byte // Scratch frame list for sends.
 	now         time.Time
+	started0    time.Time
 	nextBeat    time.Time
 	nextHouse   time.Time
 	expiredLog  map[string]int
@@ -92,7 +93,7 @@ func New(cfg Config) (*Broker, error) {
 		log:        cfg.Logger,
 		zctx:       zctx,
 		sock:       sock,
-		statsReq:   make(chan chan Stats, 64),
+		calls:      make(chan func(), 64),
 		stop:       make(chan struct{}),
 		done:       make(chan struct{}),
 		workers:    make(map[string]*worker),
@@ -169,30 +170,59 @@ func (b *Broker) Close() error {
 // Stats returns a snapshot of the broker's state and counters. After Run has
 // returned it returns the final snapshot.
 func (b *Broker) Stats() Stats {
+	var s Stats
+	if !b.inLoop(func() { s = b.snapshot() }) {
+		return b.finalStats()
+	}
+	return s
+}
+
+// finalStats is what Stats and Status report when the loop is not running.
+func (b *Broker) finalStats() Stats {
+	select {
+	case <-b.done:
+		return b.final
+	default:
+		return Stats{}
+	}
+}
+
+// inLoop runs fn on the event loop goroutine, which owns all broker state,
+// and waits for it. It returns false, without running fn, if the loop is not
+// running.
+func (b *Broker) inLoop(fn func()) bool {
 	b.lifeMu.Lock()
 	started := b.started
 	b.lifeMu.Unlock()
 	if !started {
-		return Stats{}
+		return false
 	}
-	ch := make(chan Stats, 1)
+	finished := make(chan struct{})
+	call := func() { fn(); close(finished) }
 	select {
-	case b.statsReq <- ch:
+	case b.calls <- call:
 	case <-b.done:
-		return b.final
+		return false
 	}
 	// Queue first, then wake: the loop looks at the queue after every wake.
 	b.sock.Wake()
 	select {
-	case s := <-ch:
-		return s
+	case <-finished:
+		return true
 	case <-b.done:
-		return b.final
+		// The loop may have run the call just before it stopped.
+		select {
+		case <-finished:
+			return true
+		default:
+			return false
+		}
 	}
 }
 
 func (b *Broker) loop(ctx context.Context) error {
 	b.now = time.Now()
+	b.started0 = b.now
 	b.nextBeat = b.now.Add(b.cfg.HeartbeatInterval)
 	b.nextHouse = b.now.Add(b.houseInterval())
 	for {
@@ -201,8 +231,8 @@ func (b *Broker) loop(ctx context.Context) error {
 			return nil
 		case <-b.stop:
 			return nil
-		case ch := <-b.statsReq:
-			ch <- b.snapshot()
+		case fn := <-b.calls:
+			fn()
 		default:
 		}
 		// Stats and Close wake this wait through the socket's Wake, so it
@@ -241,6 +271,7 @@ func (b *Broker) drain() error {
 			}
 			return fmt.Errorf("broker: recv: %w", err)
 		}
+		b.now = time.Now()
 		if dropped > 0 {
 			b.drop(DropTooManyFrames, "message too long", "frames", len(frames)+dropped)
 			b.invalidPeer(frames[0])

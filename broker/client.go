@@ -26,6 +26,7 @@ func (b *Broker) clientRequest(sender []byte, m *mdp.Message) {
 		b.drop(DropTooManyServices, "service limit reached", "service", string(m.Service))
 		return
 	}
+	svc.counters.requests++
 	r := &request{
 		client:    sender,
 		version:   m.Version,
@@ -45,10 +46,12 @@ func (b *Broker) clientRequest(sender []byte, m *mdp.Message) {
 	// has been registered" — within bounds, so that no client can exhaust
 	// the broker's memory.
 	if svc.queued >= b.cfg.MaxQueue {
+		svc.counters.dropped++
 		b.drop(DropQueueFull, "service queue full", "service", svc.name)
 		return
 	}
 	if b.queuedBytes+r.size > b.cfg.MaxQueuedBytes {
+		svc.counters.dropped++
 		b.drop(DropQueueBytes, "queued bytes limit reached", "service", svc.name)
 		return
 	}

@@ -15,6 +15,7 @@ type request struct {
 	body      [][]byte
 	size      int64
 	queuedAt  time.Time // When it last entered a queue.
+	sentAt    time.Time // When it was last handed to a worker.
 	attempts  int       // Deliveries to workers so far.
 }
 
@@ -28,6 +29,8 @@ type worker struct {
 	expiry    time.Time // Removed if nothing is heard from it by then.
 	lastSent  time.Time // Last time the broker sent it anything.
 	req       *request  // The request it holds, or nil when idle.
+	since     time.Time // When it registered.
+	served    uint64    // Final replies it delivered.
 }
 
 // clientQueue holds one client's requests waiting on one service, oldest
@@ -50,6 +53,9 @@ type service struct {
 	ring    deque[*clientQueue]
 	clients map[string]*clientQueue
 	queued  int
+	// queuedBytes is the body bytes of the queued requests.
+	queuedBytes int64
+	counters    serviceCounters
 	// emptySince is when the service last had neither workers nor queued
 	// requests; zero while it has either.
 	emptySince time.Time
@@ -79,6 +85,7 @@ func (s *service) enqueue(r *request, front bool) {
 		q.reqs.pushBack(r)
 	}
 	s.queued++
+	s.queuedBytes += r.size
 	s.emptySince = time.Time{}
 }
 
@@ -95,6 +102,7 @@ func (s *service) dequeue() *request {
 		delete(s.clients, q.key)
 	}
 	s.queued--
+	s.queuedBytes -= r.size
 	return r
 }
 
@@ -109,6 +117,8 @@ func (s *service) expire(cutoff time.Time, fn func(*request)) {
 		kept := q.reqs.filter(func(r *request) bool {
 			if r.queuedAt.Before(cutoff) {
 				s.queued--
+				s.queuedBytes -= r.size
+				s.counters.expired++
 				fn(r)
 				return false
 			}

@@ -85,8 +85,10 @@ func (b *Broker) register(sender []byte, m *mdp.Message) {
 		expiry:    b.now.Add(b.liveness()),
 		lastSent:  b.now,
 	}
+	w.since = b.now
 	b.workers[w.key] = w
 	svc.workers++
+	svc.counters.everWorker = true
 	svc.emptySince = timeZero
 	b.stats.Registered++
 	b.log.Info("worker registered", "worker", printable(sender), "service", name, "protocol", m.Version.String())
@@ -113,11 +115,18 @@ func (b *Broker) workerReply(w *worker, m *mdp.Message) {
 		}
 		if b.replyToClient(r, mdp.Partial, w.service.nameB, m.Body) {
 			b.stats.Partials++
+			w.service.counters.partials++
 		}
 		return
 	}
+	c := &w.service.counters
+	c.serviceTime.observe(b.now.Sub(r.sentAt))
 	if b.replyToClient(r, mdp.Final, w.service.nameB, m.Body) {
 		b.stats.Replies++
+		c.replies++
+		w.served++
+	} else {
+		c.dropped++
 	}
 	w.req = nil
 	w.service.busy--
@@ -144,9 +153,13 @@ func (b *Broker) dispatch(svc *service) {
 // deliver sends r to the idle worker w, which is no longer in the idle list.
 func (b *Broker) deliver(w *worker, r *request) {
 	r.attempts++
+	c := &w.service.counters
 	if r.attempts > 1 {
 		b.stats.Redelivered++
+		c.redelivered++
 	}
+	c.queueWait.observe(b.now.Sub(r.queuedAt))
+	r.sentAt = b.now
 	w.req = r
 	w.service.busy++
 	msg := mdp.Message{Version: w.version, Role: mdp.RoleWorker, Command: mdp.Request,
@@ -190,10 +203,12 @@ func (b *Broker) requeue(r *request) {
 	svc := r.service
 	switch {
 	case b.cfg.DisableRedelivery:
+		svc.counters.dropped++
 		b.drop(DropWorkerLost, "request lost with its worker", "service", svc.name)
 		b.log.Warn("request lost with its worker", "service", svc.name, "client", printable(r.client))
 		return
 	case r.attempts >= b.cfg.MaxAttempts:
+		svc.counters.dropped++
 		b.drop(DropAttemptsExhausted, "request attempts exhausted", "service", svc.name)
 		b.log.Warn("request dropped after repeated worker failures", "service", svc.name,
 			"client", printable(r.client), "attempts", r.attempts)
