@@ -39,9 +39,9 @@ type Broker struct {
 	sock      transport.Socket
 	endpoints []string
 
-	calls    chan func() // Work other goroutines run on the loop (Stats, Status).
-	stop     chan struct{}
-	done     chan struct{}
+	calls chan func() // Work other goroutines run on the loop (Stats, Status).
+	stop  chan struct{}
+	done  chan struct{}
 
 	lifeMu   sync.Mutex // Guards only started/stopOnce, never broker state.
 	started  bool
@@ -56,6 +56,7 @@ type Broker struct {
 	out         [][]byte // Scratch frame list for sends.
 	now         time.Time
 	started0    time.Time
+	draining    bool // Set by Shutdown: no new dispatches.
 	nextBeat    time.Time
 	nextHouse   time.Time
 	expiredLog  map[string]int
@@ -163,6 +164,41 @@ func (b *Broker) Close() error {
 	b.lifeMu.Unlock()
 	if started {
 		<-b.done
+	}
+	return nil
+}
+
+// Shutdown stops the broker gracefully: it stops handing requests to
+// workers (new requests are still accepted and queued), waits until no worker
+// holds a request or ctx is done, then stops the loop as Close does (every
+// worker gets DISCONNECT; requests still queued are dropped, counted as
+// DropShutdown and logged). It returns ctx.Err() if the grace period ran out
+// with requests in flight, nil otherwise.
+func (b *Broker) Shutdown(ctx context.Context) error {
+	busy := -1
+	if b.inLoop(func() {
+		if !b.draining {
+			b.log.Info("draining: no new dispatches; waiting for in-flight requests")
+		}
+		b.draining = true
+	}) {
+		tick := time.NewTicker(10 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			if !b.inLoop(func() { busy = b.snapshot().BusyWorkers }) || busy == 0 {
+				break
+			}
+			select {
+			case <-ctx.Done():
+			case <-tick.C:
+				continue
+			}
+			break
+		}
+	}
+	b.Close()
+	if busy > 0 {
+		return ctx.Err()
 	}
 	return nil
 }
@@ -371,8 +407,24 @@ func (b *Broker) snapshot() Stats {
 
 // shutdown disconnects every worker and releases the socket.
 func (b *Broker) shutdown() {
+	b.draining = true
 	for _, w := range b.workers {
 		b.removeWorker(w, RemovedShutdown, true)
+	}
+	// Requests still queued die with the broker: count and log them, since
+	// their clients will only ever see a timeout.
+	lost := 0
+	for _, svc := range b.services {
+		for svc.queued > 0 {
+			r := svc.dequeue()
+			b.queuedBytes -= r.size
+			svc.counters.dropped++
+			b.stats.Dropped[DropShutdown]++
+			lost++
+		}
+	}
+	if lost > 0 {
+		b.log.Warn("queued requests dropped at shutdown", "count", lost)
 	}
 	b.final = b.snapshot()
 	b.sock.Close()

@@ -38,7 +38,7 @@ func (b *Broker) clientRequest(sender []byte, m *mdp.Message) {
 	for _, f := range m.Body {
 		r.size += int64(len(f))
 	}
-	if svc.idle.len() > 0 && svc.queued == 0 {
+	if svc.idle.len() > 0 && svc.queued == 0 && !b.draining {
 		b.deliver(svc.idle.popFront(), r)
 		return
 	}

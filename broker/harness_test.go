@@ -44,6 +44,12 @@ func startBroker(t *testing.T, cfg Config) *testBroker {
 	}
 	tb := &testBroker{Broker: b, ep: b.Endpoints()[0], errc: make(chan error, 1)}
 	go func() { tb.errc <- b.Run(context.Background()) }()
+	for deadline := time.Now().Add(5 * time.Second); !b.inLoop(func() {}); {
+		if time.Now().After(deadline) {
+			t.Fatal("broker loop did not start")
+		}
+		time.Sleep(time.Millisecond)
+	}
 	t.Cleanup(func() {
 		b.Close()
 		select {

@@ -29,6 +29,7 @@ const (
 	DropReplyBlocked                        // The client's send queue was full (high-water mark).
 	DropPartialToV1                         // A 0.2 PARTIAL for a 0.1 client, which gets only the FINAL.
 	DropMMIWorker                           // A worker tried to register an mmi.* service.
+	DropShutdown                            // Still queued when the broker stopped.
 	numDropReasons
 )
 
@@ -37,7 +38,7 @@ var dropNames = [numDropReasons]string{
 	"service", "envelope", "too_many_frames", "unexpected", "queue_full",
 	"queue_bytes", "too_many_services", "expired", "attempts_exhausted",
 	"worker_lost", "reply_unroutable", "reply_blocked", "partial_to_v1",
-	"mmi_worker",
+	"mmi_worker", "shutdown",
 }
 
 // String returns the reason's snake_case name, as used in logs and metrics.

@@ -1,6 +1,8 @@
 package broker
 
 import (
+	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -79,5 +81,94 @@ func TestStatus(t *testing.T) {
 	waitFor(t, b, "dispatch", func(s Stats) bool { return s.BusyWorkers == 1 })
 	if st.Services[0].QueueWait.Counts[0] != before {
 		t.Fatal("snapshot shares memory with the loop")
+	}
+}
+
+func TestShutdownDrainsInFlight(t *testing.T) {
+	b, err := New(fastConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- b.Run(context.Background()) }()
+	tb := &testBroker{Broker: b, ep: b.Endpoints()[0]}
+	w := newPeer(t, tb.ep)
+	w.ready(mdp.V1, "slow")
+	waitWorkers(t, tb, 1)
+	c := newPeer(t, tb.ep)
+	c.request(mdp.V1, "slow", "in-flight")
+	addr, _ := w.getRequest(wait)
+	shut := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		shut <- b.Shutdown(ctx)
+	}()
+	// Draining: a new request is accepted but not dispatched.
+	waitFor(t, tb, "draining", func(s Stats) bool { return true })
+	time.Sleep(50 * time.Millisecond)
+	c.request(mdp.V1, "slow", "late")
+	waitFor(t, tb, "late queued", func(s Stats) bool { return s.Queued == 1 })
+	// The in-flight request completes and its reply is delivered.
+	w.reply(mdp.V1, mdp.Final, addr, "done")
+	if _, got := c.getReply(wait, mdp.V1, mdp.Final); !eq(got, "done") {
+		t.Fatalf("got %q", got)
+	}
+	if err := <-shut; err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	if err := <-errc; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	w.expectDisconnect(wait)
+	s := b.Stats()
+	if s.Dropped[DropShutdown] != 1 || s.Removed[RemovedShutdown] != 1 {
+		t.Fatalf("shutdown drops %d, removals %d", s.Dropped[DropShutdown], s.Removed[RemovedShutdown])
+	}
+}
+
+func TestShutdownGraceExpires(t *testing.T) {
+	b, err := New(fastConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- b.Run(context.Background()) }()
+	tb := &testBroker{Broker: b, ep: b.Endpoints()[0]}
+	w := newPeer(t, tb.ep)
+	w.ready(mdp.V1, "stuck")
+	c := newPeer(t, tb.ep)
+	c.request(mdp.V1, "stuck", "x")
+	w.getRequest(wait)
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if err := b.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	if err := <-errc; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+}
+
+func TestReload(t *testing.T) {
+	b := startBroker(t, fastConfig())
+	cfg := fastConfig()
+	cfg.MaxQueue = 1
+	cfg.MaxFrameSize = 1 << 20
+	changed, restart, err := b.Reload(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(changed) != 1 || len(restart) != 1 || restart[0] != "max-frame-size" {
+		t.Fatalf("changed %q restart %q", changed, restart)
+	}
+	c := newPeer(t, b.ep)
+	c.request(mdp.V1, "q", "1")
+	c.request(mdp.V1, "q", "2")
+	waitFor(t, b, "new limit", func(s Stats) bool { return s.Dropped[DropQueueFull] == 1 })
+	bad := fastConfig()
+	bad.HeartbeatLiveness = -1
+	if _, _, err := b.Reload(bad); !errors.Is(err, ErrConfig) {
+		t.Fatalf("bad reload: %v", err)
 	}
 }

@@ -142,6 +142,9 @@ func (b *Broker) workerIdle(w *worker) {
 
 // dispatch hands queued requests to idle workers, least recently used first.
 func (b *Broker) dispatch(svc *service) {
+	if b.draining {
+		return // Shutdown: requests wait; in-flight ones finish.
+	}
 	for svc.idle.len() > 0 && svc.queued > 0 {
 		r := svc.dequeue()
 		b.queuedBytes -= r.size

@@ -1,0 +1,54 @@
+package broker
+
+import (
+	"fmt"
+	"slices"
+)
+
+// Reload applies new settings to a running broker. Settings that can change
+// at run time (timers, limits, redelivery, logger) take effect at once and
+// are listed in changed; settings that cannot (Endpoints, MaxFrameSize,
+// which libzmq applies when the socket is bound) are left as they were and
+// listed in restart. An invalid cfg changes nothing and returns an error
+// wrapping ErrConfig.
+func (b *Broker) Reload(cfg Config) (changed, restart []string, err error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, nil, err
+	}
+	apply := func() {
+		old := b.cfg
+		diff := func(name string, a, c any) {
+			if a != c {
+				changed = append(changed, fmt.Sprintf("%s: %v -> %v", name, a, c))
+			}
+		}
+		diff("heartbeat", old.HeartbeatInterval, cfg.HeartbeatInterval)
+		diff("liveness", old.HeartbeatLiveness, cfg.HeartbeatLiveness)
+		diff("request-timeout", old.RequestTimeout, cfg.RequestTimeout)
+		diff("max-queue", old.MaxQueue, cfg.MaxQueue)
+		diff("max-queued-bytes", old.MaxQueuedBytes, cfg.MaxQueuedBytes)
+		diff("max-services", old.MaxServices, cfg.MaxServices)
+		diff("service-ttl", old.ServiceTTL, cfg.ServiceTTL)
+		diff("max-attempts", old.MaxAttempts, cfg.MaxAttempts)
+		diff("no-redelivery", old.DisableRedelivery, cfg.DisableRedelivery)
+		diff("max-frames", old.MaxFrames, cfg.MaxFrames)
+		if !slices.Equal(old.Endpoints, cfg.Endpoints) {
+			restart = append(restart, "endpoint")
+		}
+		if old.MaxFrameSize != cfg.MaxFrameSize {
+			restart = append(restart, "max-frame-size")
+		}
+		cfg.Endpoints, cfg.MaxFrameSize = old.Endpoints, old.MaxFrameSize
+		if old.HeartbeatInterval != cfg.HeartbeatInterval {
+			b.nextBeat = b.now.Add(cfg.HeartbeatInterval)
+			b.nextHouse = b.now
+		}
+		b.cfg = cfg
+		b.log = cfg.Logger
+	}
+	if !b.inLoop(apply) {
+		return nil, nil, ErrClosed
+	}
+	return changed, restart, nil
+}
