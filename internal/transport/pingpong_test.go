@@ -9,18 +9,15 @@ import (
 // BenchmarkPingPong measures a raw DEALER->ROUTER echo round trip through
 // this package, the transport's own cost with no broker in between.
 func BenchmarkPingPong(b *testing.B) {
-	for _, poll := range []bool{false, true} {
-		name := "blocking"
-		if poll {
-			name = "poll"
-		}
-		b.Run(name, func(b *testing.B) { pingPong(b, poll, 1) })
+	for _, im := range impls {
+		newCtx := im.new
+		b.Run(im.name+"/sync", func(b *testing.B) { pingPong(b, newCtx, true, 1) })
+		b.Run(im.name+"/window100", func(b *testing.B) { pingPong(b, newCtx, false, 100) })
 	}
-	b.Run("window100", func(b *testing.B) { pingPong(b, false, 100) })
 }
 
-func pingPong(b *testing.B, poll bool, window int) {
-	zc, err := NewContext()
+func pingPong(b *testing.B, newCtx func() (Context, error), poll bool, window int) {
+	zc, err := newCtx()
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -61,6 +58,7 @@ func pingPong(b *testing.B, poll bool, window int) {
 		}
 	}()
 	msg := [][]byte{make([]byte, 100)}
+	b.ReportAllocs()
 	b.ResetTimer()
 	if window > 1 {
 		sent, got := 0, 0

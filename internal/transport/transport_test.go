@@ -7,9 +7,21 @@ import (
 	"time"
 )
 
-func pair(t *testing.T) (Context, Socket, Socket) {
+// impls lists every implementation; each test runs against all of them.
+var impls = []struct {
+	name string
+	new  func() (Context, error)
+}{{"native", NewContext}, {"zmq4", NewZMQ4Context}}
+
+func forEach(t *testing.T, fn func(t *testing.T, newCtx func() (Context, error))) {
+	for _, im := range impls {
+		t.Run(im.name, func(t *testing.T) { fn(t, im.new) })
+	}
+}
+
+func pair(t *testing.T, newCtx func() (Context, error)) (Context, Socket, Socket) {
 	t.Helper()
-	zc, err := NewContext()
+	zc, err := newCtx()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,123 +52,133 @@ func pair(t *testing.T) (Context, Socket, Socket) {
 }
 
 func TestRoundTripAndIdentity(t *testing.T) {
-	_, r, d := pair(t)
-	if err := d.Send([][]byte{[]byte("a"), {}, []byte("c")}, false); err != nil {
-		t.Fatal(err)
-	}
-	ok, err := r.WaitReadable(2 * time.Second)
-	if err != nil || !ok {
-		t.Fatalf("WaitReadable: %v %v", ok, err)
-	}
-	f, dropped, err := r.Recv(0, true)
-	if err != nil || dropped != 0 {
-		t.Fatal(err, dropped)
-	}
-	if len(f) != 4 || string(f[0]) != "dealer-1" || string(f[1]) != "a" || len(f[2]) != 0 || string(f[3]) != "c" {
-		t.Fatalf("got %q", f)
-	}
-	if err := r.Send(f, false); err != nil {
-		t.Fatal(err)
-	}
-	back, _, err := d.Recv(0, false)
-	if err != nil || len(back) != 3 {
-		t.Fatalf("echo: %q %v", back, err)
-	}
+	forEach(t, func(t *testing.T, newCtx func() (Context, error)) {
+		_, r, d := pair(t, newCtx)
+		if err := d.Send([][]byte{[]byte("a"), {}, []byte("c")}, false); err != nil {
+			t.Fatal(err)
+		}
+		ok, err := r.WaitReadable(2 * time.Second)
+		if err != nil || !ok {
+			t.Fatalf("WaitReadable: %v %v", ok, err)
+		}
+		f, dropped, err := r.Recv(0, true)
+		if err != nil || dropped != 0 {
+			t.Fatal(err, dropped)
+		}
+		if len(f) != 4 || string(f[0]) != "dealer-1" || string(f[1]) != "a" || len(f[2]) != 0 || string(f[3]) != "c" {
+			t.Fatalf("got %q", f)
+		}
+		if err := r.Send(f, false); err != nil {
+			t.Fatal(err)
+		}
+		back, _, err := d.Recv(0, false)
+		if err != nil || len(back) != 3 {
+			t.Fatalf("echo: %q %v", back, err)
+		}
+	})
 }
 
 func TestRecvBoundsFrames(t *testing.T) {
-	_, r, d := pair(t)
-	msg := make([][]byte, 100)
-	for i := range msg {
-		msg[i] = []byte{byte(i)}
-	}
-	d.Send(msg, false)
-	d.Send([][]byte{[]byte("next")}, false)
-	r.WaitReadable(2 * time.Second)
-	f, dropped, err := r.Recv(10, false)
-	if err != nil || len(f) != 10 || dropped != 91 {
-		t.Fatalf("got %d frames, %d dropped, %v", len(f), dropped, err)
-	}
-	// The rest of the long message was consumed, not left to look like a
-	// new message.
-	f, _, err = r.Recv(10, false)
-	if err != nil || len(f) != 2 || string(f[1]) != "next" {
-		t.Fatalf("next message: %q %v", f, err)
-	}
+	forEach(t, func(t *testing.T, newCtx func() (Context, error)) {
+		_, r, d := pair(t, newCtx)
+		msg := make([][]byte, 100)
+		for i := range msg {
+			msg[i] = []byte{byte(i)}
+		}
+		d.Send(msg, false)
+		d.Send([][]byte{[]byte("next")}, false)
+		r.WaitReadable(2 * time.Second)
+		f, dropped, err := r.Recv(10, false)
+		if err != nil || len(f) != 10 || dropped != 91 {
+			t.Fatalf("got %d frames, %d dropped, %v", len(f), dropped, err)
+		}
+		// The rest of the long message was consumed, not left to look like a
+		// new message.
+		f, _, err = r.Recv(10, false)
+		if err != nil || len(f) != 2 || string(f[1]) != "next" {
+			t.Fatalf("next message: %q %v", f, err)
+		}
+	})
 }
 
 func TestNonBlockingAndUnroutable(t *testing.T) {
-	_, r, _ := pair(t)
-	if _, _, err := r.Recv(0, true); !errors.Is(err, ErrAgain) {
-		t.Fatalf("empty non-blocking Recv: %v", err)
-	}
-	ok, err := r.WaitReadable(0)
-	if err != nil || ok {
-		t.Fatalf("WaitReadable(0) on empty socket: %v %v", ok, err)
-	}
-	err = r.Send([][]byte{[]byte("nobody"), []byte("x")}, true)
-	if !errors.Is(err, ErrUnroutable) {
-		t.Fatalf("send to unknown peer: %v", err)
-	}
+	forEach(t, func(t *testing.T, newCtx func() (Context, error)) {
+		_, r, _ := pair(t, newCtx)
+		if _, _, err := r.Recv(0, true); !errors.Is(err, ErrAgain) {
+			t.Fatalf("empty non-blocking Recv: %v", err)
+		}
+		ok, err := r.WaitReadable(0)
+		if err != nil || ok {
+			t.Fatalf("WaitReadable(0) on empty socket: %v %v", ok, err)
+		}
+		err = r.Send([][]byte{[]byte("nobody"), []byte("x")}, true)
+		if !errors.Is(err, ErrUnroutable) {
+			t.Fatalf("send to unknown peer: %v", err)
+		}
+	})
 }
 
 func TestWaitTimesOutAndWakes(t *testing.T) {
-	_, r, _ := pair(t)
-	start := time.Now()
-	ok, err := r.WaitReadable(50 * time.Millisecond)
-	if err != nil || ok {
-		t.Fatalf("idle wait: %v %v", ok, err)
-	}
-	if el := time.Since(start); el < 40*time.Millisecond {
-		t.Fatalf("wait returned after %v", el)
-	}
-	// Wake before the wait: the wait returns at once.
-	r.Wake()
-	start = time.Now()
-	if ok, err := r.WaitReadable(5 * time.Second); err != nil || ok {
-		t.Fatalf("woken wait: %v %v", ok, err)
-	}
-	if el := time.Since(start); el > time.Second {
-		t.Fatalf("pre-wake ignored: %v", el)
-	}
-	// Wake during the wait, from another goroutine.
-	go func() {
-		time.Sleep(20 * time.Millisecond)
+	forEach(t, func(t *testing.T, newCtx func() (Context, error)) {
+		_, r, _ := pair(t, newCtx)
+		start := time.Now()
+		ok, err := r.WaitReadable(50 * time.Millisecond)
+		if err != nil || ok {
+			t.Fatalf("idle wait: %v %v", ok, err)
+		}
+		if el := time.Since(start); el < 40*time.Millisecond {
+			t.Fatalf("wait returned after %v", el)
+		}
+		// Wake before the wait: the wait returns at once.
 		r.Wake()
-	}()
-	start = time.Now()
-	if ok, err := r.WaitReadable(5 * time.Second); err != nil || ok {
-		t.Fatalf("woken wait: %v %v", ok, err)
-	}
-	if el := time.Since(start); el > time.Second {
-		t.Fatalf("wake ignored: %v", el)
-	}
-	// A wake is consumed: the next wait times out normally.
-	if ok, err := r.WaitReadable(20 * time.Millisecond); err != nil || ok {
-		t.Fatalf("after wake: %v %v", ok, err)
-	}
+		start = time.Now()
+		if ok, err := r.WaitReadable(5 * time.Second); err != nil || ok {
+			t.Fatalf("woken wait: %v %v", ok, err)
+		}
+		if el := time.Since(start); el > time.Second {
+			t.Fatalf("pre-wake ignored: %v", el)
+		}
+		// Wake during the wait, from another goroutine.
+		go func() {
+			time.Sleep(20 * time.Millisecond)
+			r.Wake()
+		}()
+		start = time.Now()
+		if ok, err := r.WaitReadable(5 * time.Second); err != nil || ok {
+			t.Fatalf("woken wait: %v %v", ok, err)
+		}
+		if el := time.Since(start); el > time.Second {
+			t.Fatalf("wake ignored: %v", el)
+		}
+		// A wake is consumed: the next wait times out normally.
+		if ok, err := r.WaitReadable(20 * time.Millisecond); err != nil || ok {
+			t.Fatalf("after wake: %v %v", ok, err)
+		}
+	})
 }
 
 func TestClosed(t *testing.T) {
-	zc, err := NewContext()
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := zc.NewSocket(Dealer, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.Close()
-	if err := s.Send([][]byte{[]byte("x")}, true); !errors.Is(err, ErrClosed) {
-		t.Fatalf("send after close: %v", err)
-	}
-	if _, _, err := s.Recv(0, true); !errors.Is(err, ErrClosed) {
-		t.Fatalf("recv after close: %v", err)
-	}
-	if err := zc.Term(); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := zc.NewSocket(Type(99), Options{}); err == nil {
-		t.Fatal("unknown socket type accepted")
-	}
+	forEach(t, func(t *testing.T, newCtx func() (Context, error)) {
+		zc, err := newCtx()
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := zc.NewSocket(Dealer, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Close()
+		if err := s.Send([][]byte{[]byte("x")}, true); !errors.Is(err, ErrClosed) {
+			t.Fatalf("send after close: %v", err)
+		}
+		if _, _, err := s.Recv(0, true); !errors.Is(err, ErrClosed) {
+			t.Fatalf("recv after close: %v", err)
+		}
+		if err := zc.Term(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := zc.NewSocket(Type(99), Options{}); err == nil {
+			t.Fatal("unknown socket type accepted")
+		}
+	})
 }

@@ -11,8 +11,9 @@ import (
 	zmq "github.com/pebbe/zmq4"
 )
 
-// NewContext returns a Context backed by a private libzmq context.
-func NewContext() (Context, error) {
+// NewZMQ4Context returns a Context backed by a private libzmq context,
+// through github.com/pebbe/zmq4.
+func NewZMQ4Context() (Context, error) {
 	zc, err := zmq.NewContext()
 	if err != nil {
 		return nil, fmt.Errorf("transport: new context: %w", mapErr(err))
