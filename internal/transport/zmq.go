@@ -27,12 +27,11 @@ func NewZMQ4Context() (Context, error) {
 type zmqContext struct{ zc *zmq.Context }
 
 func (c *zmqContext) Term() error {
-	for {
-		err := c.zc.Term()
-		if err == nil || !errors.Is(mapErr(err), ErrInterrupted) {
-			return mapErr(err)
-		}
-	}
+	// pebbe's Term marks the context closed before calling zmq_ctx_term and
+	// only retries EINTR itself when asked to; retrying from out here would
+	// spin for ever on the saved error.
+	c.zc.SetRetryAfterEINTR(true)
+	return mapErr(c.zc.Term())
 }
 
 func (c *zmqContext) NewSocket(t Type, o Options) (Socket, error) {

@@ -1,0 +1,339 @@
+package client
+
+import (
+	"context"
+	"fmt"
+	"iter"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/majordomo-go/majordomo/internal/transport"
+)
+
+// retrySlice is how soon the owner tries again to send a message that the
+// socket refused at its high-water mark: the transport can wait for a
+// message to read, not for room to write.
+const retrySlice = time.Millisecond
+
+// failPause is how long the owner pauses after a hard socket failure, so
+// that a persistent one does not make it spin.
+const failPause = 10 * time.Millisecond
+
+// maxBatch is how many channel messages or socket messages the owner handles
+// in a row before it looks at the other side.
+const maxBatch = 256
+
+// Client is a Majordomo client: one DEALER socket to one broker, owned by an
+// internal goroutine. All methods are safe for concurrent use.
+//
+// Replies carry no request id in MDP, only the service name, so a Client
+// keeps at most one request per service on the wire: concurrent calls to the
+// same service are queued inside the client and sent one after the other,
+// while calls to different services proceed in parallel. This is what makes
+// every reply land with the right caller. For many requests in flight to one
+// service, use a Pipeline and correlate replies yourself.
+type Client struct {
+	endpoint string
+	cfg      config
+	log      *slog.Logger
+	zctx     transport.Context
+
+	ctrl    chan ctrlMsg
+	conn    *conn // Owned by the owner goroutine; others call only wake.
+	closing chan struct{}
+	done    chan struct{}
+
+	closeOnce sync.Once
+	closeErr  error
+
+	mu        sync.Mutex // Guards pipelines and closed.
+	pipelines map[*Pipeline]struct{}
+	closed    bool
+}
+
+type ctrlKind uint8
+
+const (
+	ctrlStart  ctrlKind = iota + 1 // Send a new call.
+	ctrlCancel                     // The caller gave up on a call.
+)
+
+type ctrlMsg struct {
+	kind ctrlKind
+	call *call
+}
+
+// call is one request. Its fields after box belong to the owner goroutine.
+type call struct {
+	service string
+	body    [][]byte // A private copy: the caller may reuse its buffers.
+	stream  bool     // Deliver PARTIALs too.
+	box     mailbox
+
+	frames     [][]byte  // Encoded request, reused on every attempt.
+	retries    int       // Attempts left after this one.
+	deadline   time.Time // When the current attempt (or stream gap) times out.
+	progressed bool      // A PARTIAL arrived: resending would repeat it.
+	cancelled  bool
+}
+
+// Connect creates a client for the broker at endpoint (for example
+// "tcp://127.0.0.1:5555"). Like every ZeroMQ connect it succeeds whether or
+// not the broker is up: requests wait for it, within their timeouts.
+func Connect(endpoint string, opts ...Option) (*Client, error) {
+	cfg := defaultConfig()
+	for _, o := range opts {
+		if err := o(&cfg); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.log == nil {
+		cfg.log = slog.Default()
+	}
+	zctx, err := transport.NewContext()
+	if err != nil {
+		return nil, fmt.Errorf("client: %w", err)
+	}
+	c := &Client{
+		endpoint:  endpoint,
+		cfg:       cfg,
+		log:       cfg.log.With("endpoint", endpoint),
+		zctx:      zctx,
+		ctrl:      make(chan ctrlMsg, maxBatch),
+		closing:   make(chan struct{}),
+		done:      make(chan struct{}),
+		pipelines: make(map[*Pipeline]struct{}),
+	}
+	c.conn = newConn(zctx, endpoint, 10000)
+	o := &owner{c: c, conn: c.conn,
+		inflight: make(map[string]*call), waiting: make(map[string][]*call),
+		tainted: make(map[string]bool)}
+	if err := o.conn.open(); err != nil {
+		zctx.Term()
+		return nil, fmt.Errorf("client: %w", err)
+	}
+	go o.run()
+	return c, nil
+}
+
+// Close stops the client and every Pipeline opened from it. Calls in
+// progress fail with ErrClosed. Close is safe to call more than once.
+func (c *Client) Close() error {
+	c.closeOnce.Do(func() {
+		c.mu.Lock()
+		c.closed = true
+		ps := make([]*Pipeline, 0, len(c.pipelines))
+		for p := range c.pipelines {
+			ps = append(ps, p)
+		}
+		c.mu.Unlock()
+		for _, p := range ps {
+			p.Close()
+		}
+		close(c.closing)
+		c.conn.wake()
+		<-c.done
+		// Every socket is closed now, so Term does not block.
+		c.closeErr = c.zctx.Term()
+	})
+	return c.closeErr
+}
+
+// Request sends one request to service and returns the body of its reply.
+// With no body it sends one empty frame, because 7/MDP and 18/MDP define a
+// REQUEST as "4 or more frames" and brokers drop shorter ones.
+//
+// It follows the Lazy Pirate pattern that 7/MDP recommends under
+// "MDP/Client": if no reply arrives within the timeout (WithTimeout) it
+// closes the socket, opens a new one and resends, up to WithRetries times,
+// then fails with ErrTimeout. Because a retry replaces the socket, requests
+// of other goroutines in flight on it are resent too: workers must be
+// idempotent, as MDP assumes. Under 18/MDP, PARTIALs are skipped and the
+// FINAL's body is returned; use Stream to see them.
+//
+// The context bounds the whole call. When it ends first the call returns
+// its error (a deadline also matches ErrTimeout); the reply, if it comes
+// later, is discarded.
+func (c *Client) Request(ctx context.Context, service string, body ...[]byte) ([][]byte, error) {
+	cl, err := c.start(ctx, service, body, false)
+	if err != nil {
+		return nil, err
+	}
+	for {
+		ev, err := c.wait(ctx, cl)
+		if err != nil {
+			return nil, err
+		}
+		if ev.err != nil {
+			return nil, ev.err
+		}
+		if ev.final {
+			return ev.body, nil
+		}
+	}
+}
+
+// Stream sends one request and returns an iterator over its replies: each
+// PARTIAL body, then the FINAL body, which is always the last value. Under
+// 7/MDP there is only the one reply. An error ends the sequence and is
+// yielded with a nil body.
+//
+// Every range over the returned sequence sends the request anew. Breaking
+// out of the loop abandons the request. Until the first PARTIAL arrives a
+// timed-out stream is retried like Request; after it, silence longer than
+// the timeout ends the stream with ErrTimeout, since a resend would repeat
+// what was already delivered.
+func (c *Client) Stream(ctx context.Context, service string, body ...[]byte) iter.Seq2[[][]byte, error] {
+	return func(yield func([][]byte, error) bool) {
+		cl, err := c.start(ctx, service, body, true)
+		if err != nil {
+			yield(nil, err)
+			return
+		}
+		for {
+			ev, err := c.wait(ctx, cl)
+			if err == nil {
+				err = ev.err
+			}
+			if err != nil {
+				yield(nil, err)
+				return
+			}
+			if !yield(ev.body, nil) {
+				if !ev.final {
+					c.cancel(cl)
+				}
+				return
+			}
+			if ev.final {
+				return
+			}
+		}
+	}
+}
+
+// start validates a call and hands it to the owner goroutine.
+func (c *Client) start(ctx context.Context, service string, body [][]byte, stream bool) (*call, error) {
+	if service == "" {
+		return nil, ErrEmptyService
+	}
+	if ctx.Err() != nil {
+		return nil, ctxError(ctx, service)
+	}
+	cl := &call{service: service, body: copyBody(body), stream: stream}
+	cl.box.init()
+	select {
+	case <-c.closing: // Checked first: select picks at random among ready cases.
+		return nil, ErrClosed
+	default:
+	}
+	select {
+	case c.ctrl <- ctrlMsg{ctrlStart, cl}:
+		c.conn.wake()
+		return cl, nil
+	case <-ctx.Done():
+		return nil, ctxError(ctx, service)
+	case <-c.closing:
+		return nil, ErrClosed
+	}
+}
+
+// wait returns the call's next event, or the error that ends the wait. A
+// context that ends cancels the call inside the owner goroutine.
+func (c *Client) wait(ctx context.Context, cl *call) (event, error) {
+	for {
+		if ev, ok := cl.box.take(); ok {
+			return ev, nil
+		}
+		select {
+		case <-cl.box.notify:
+		case <-ctx.Done():
+			c.cancel(cl)
+			return event{}, ctxError(ctx, cl.service)
+		case <-c.done:
+			if ev, ok := cl.box.take(); ok {
+				return ev, nil
+			}
+			return event{}, ErrClosed
+		}
+	}
+}
+
+// cancel tells the owner goroutine the caller no longer waits for cl.
+func (c *Client) cancel(cl *call) {
+	select {
+	case c.ctrl <- ctrlMsg{ctrlCancel, cl}:
+		c.conn.wake()
+	case <-c.closing:
+	}
+}
+
+// copyBody copies the body frames into one allocation and guarantees at
+// least one frame.
+func copyBody(body [][]byte) [][]byte {
+	if len(body) == 0 {
+		return [][]byte{{}}
+	}
+	n := 0
+	for _, f := range body {
+		n += len(f)
+	}
+	buf := make([]byte, 0, n)
+	out := make([][]byte, len(body))
+	for i, f := range body {
+		start := len(buf)
+		buf = append(buf, f...)
+		out[i] = buf[start:len(buf):len(buf)]
+	}
+	return out
+}
+
+// event is what the owner goroutine tells a caller.
+type event struct {
+	body  [][]byte
+	final bool
+	err   error
+	reply Reply // Pipeline replies only.
+}
+
+// mailbox is an unbounded queue from the owner goroutine to one caller, so
+// that the owner never blocks on a slow reader.
+type mailbox struct {
+	mu     sync.Mutex
+	items  []event
+	notify chan struct{} // Capacity 1: "something was put".
+}
+
+func (m *mailbox) init() { m.notify = make(chan struct{}, 1) }
+
+func (m *mailbox) put(ev event) {
+	m.mu.Lock()
+	m.items = append(m.items, ev)
+	m.mu.Unlock()
+	select {
+	case m.notify <- struct{}{}:
+	default:
+	}
+}
+
+func (m *mailbox) take() (event, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if len(m.items) == 0 {
+		return event{}, false
+	}
+	ev := m.items[0]
+	m.items[0] = event{}
+	m.items = m.items[1:]
+	if len(m.items) == 0 {
+		m.items = nil
+	}
+	return ev, true
+}
+
+func (m *mailbox) len() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.items)
+}

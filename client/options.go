@@ -1,0 +1,87 @@
+package client
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/majordomo-go/majordomo/mdp"
+)
+
+// Defaults for the options. The timeout and retry count are those of the
+// Guide's Majordomo client (mdcliapi), so that behaviour under failure is
+// what Majordomo users already expect.
+const (
+	// DefaultTimeout is how long one attempt waits for a reply.
+	DefaultTimeout = 2500 * time.Millisecond
+	// DefaultRetries is how many times a request is resent on a fresh
+	// socket after an attempt times out.
+	DefaultRetries = 3
+	// DefaultWindow is the default number of requests a Pipeline keeps in
+	// flight.
+	DefaultWindow = 10000
+)
+
+// Option configures a Client. Options are applied in order by Connect, which
+// returns the first error an option reports.
+type Option func(*config) error
+
+type config struct {
+	version mdp.Version
+	timeout time.Duration
+	retries int
+	log     *slog.Logger
+}
+
+func defaultConfig() config {
+	return config{version: mdp.V1, timeout: DefaultTimeout, retries: DefaultRetries}
+}
+
+// WithVersion selects the protocol: mdp.V1 (7/MDP, the default, understood by
+// every Majordomo broker) or mdp.V2 (18/MDP, needed for streamed replies).
+func WithVersion(v mdp.Version) Option {
+	return func(c *config) error {
+		if v != mdp.V1 && v != mdp.V2 {
+			return fmt.Errorf("%w: version %d", ErrInvalidOption, v)
+		}
+		c.version = v
+		return nil
+	}
+}
+
+// WithTimeout sets how long one attempt waits for a reply (for a stream: for
+// the next message) before the Lazy Pirate retry kicks in. The request's
+// context still bounds the whole call.
+func WithTimeout(d time.Duration) Option {
+	return func(c *config) error {
+		if d <= 0 {
+			return fmt.Errorf("%w: timeout %v must be positive", ErrInvalidOption, d)
+		}
+		c.timeout = d
+		return nil
+	}
+}
+
+// WithRetries sets how many times a timed-out request is resent on a new
+// socket before the call fails with ErrTimeout. Zero means one attempt only.
+func WithRetries(n int) Option {
+	return func(c *config) error {
+		if n < 0 {
+			return fmt.Errorf("%w: retries %d must not be negative", ErrInvalidOption, n)
+		}
+		c.retries = n
+		return nil
+	}
+}
+
+// WithLogger sets the logger for retries and protocol anomalies (default
+// slog.Default()). The client logs nothing on the success path.
+func WithLogger(l *slog.Logger) Option {
+	return func(c *config) error {
+		if l == nil {
+			return fmt.Errorf("%w: nil logger", ErrInvalidOption)
+		}
+		c.log = l
+		return nil
+	}
+}

@@ -1,0 +1,127 @@
+package client_test
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/majordomo-go/majordomo/client"
+	"github.com/majordomo-go/majordomo/mdp"
+	"github.com/majordomo-go/majordomo/worker"
+)
+
+// 10,000 requests in flight at once on one pipeline: every one is answered
+// exactly once.
+func TestPipeline10000InFlight(t *testing.T) {
+	for _, v := range versions() {
+		t.Run(v.String(), func(t *testing.T) {
+			const n = 10000
+			b := startBroker(t, bigQueue)
+			runWorker(t, b.endpoint, "echo", worker.HandlerFunc(echo), worker.WithConcurrency(8), worker.WithVersion(v))
+			c := connect(t, b.endpoint, client.WithVersion(v))
+			waitService(t, c, "echo")
+			p, err := c.Pipeline(n)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+
+			start := time.Now()
+			for i := range n {
+				if err := p.Send(ctx, "echo", binary.BigEndian.AppendUint32(nil, uint32(i))); err != nil {
+					t.Fatalf("send %d: %v", i, err)
+				}
+			}
+			sent := time.Since(start)
+			seen := make([]bool, n)
+			for range n {
+				r, err := p.Recv(ctx)
+				if err != nil {
+					t.Fatalf("recv after %d: %v (outstanding %d)", countTrue(seen), err, p.Outstanding())
+				}
+				if !r.Final || r.Service != "echo" || len(r.Body) != 1 || len(r.Body[0]) != 4 {
+					t.Fatalf("bad reply %+v", r)
+				}
+				id := binary.BigEndian.Uint32(r.Body[0])
+				if id >= n || seen[id] {
+					t.Fatalf("reply %d unexpected or duplicated", id)
+				}
+				seen[id] = true
+			}
+			elapsed := time.Since(start)
+			if p.Outstanding() != 0 {
+				t.Fatalf("outstanding %d", p.Outstanding())
+			}
+			t.Logf("%s: %d requests in flight: all sent in %v, all answered in %v (%.0f req/s)",
+				v, n, sent, elapsed, n/elapsed.Seconds())
+		})
+	}
+}
+
+func countTrue(b []bool) int {
+	n := 0
+	for _, x := range b {
+		if x {
+			n++
+		}
+	}
+	return n
+}
+
+func TestPipelineStreamAndReset(t *testing.T) {
+	b := startBroker(t)
+	runWorker(t, b.endpoint, "stream", worker.HandlerFunc(func(ctx context.Context, req *worker.Request) ([][]byte, error) {
+		req.Partial([]byte("p"))
+		return [][]byte{[]byte("f")}, nil
+	}), worker.WithVersion(mdp.V2))
+	c := connect(t, b.endpoint, client.WithVersion(mdp.V2))
+	waitService(t, c, "stream")
+	p, err := c.Pipeline(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := p.Send(ctx, "stream"); err != nil {
+		t.Fatal(err)
+	}
+	r1, err1 := p.Recv(ctx)
+	r2, err2 := p.Recv(ctx)
+	if err1 != nil || err2 != nil || r1.Final || string(r1.Body[0]) != "p" || !r2.Final || string(r2.Body[0]) != "f" {
+		t.Fatalf("got %+v %v, %+v %v", r1, err1, r2, err2)
+	}
+
+	// Two requests nobody serves fill the window; Send blocks until Reset.
+	for range 2 {
+		if err := p.Send(ctx, "nobody"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	short, cancelShort := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancelShort()
+	if err := p.Send(short, "nobody"); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("send on full window: %v", err)
+	}
+	if _, err := p.Recv(short); !errors.Is(err, client.ErrTimeout) {
+		t.Fatalf("recv with nothing to come: %v", err)
+	}
+	n, err := p.Reset(ctx)
+	if err != nil || n != 2 || p.Outstanding() != 0 {
+		t.Fatalf("Reset = %d, %v; outstanding %d", n, err, p.Outstanding())
+	}
+	if err := p.Send(ctx, "stream"); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := p.Recv(ctx); err != nil || string(r.Body[0]) != "p" {
+		t.Fatalf("after reset: %+v %v", r, err)
+	}
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Send(ctx, "stream"); !errors.Is(err, client.ErrClosed) {
+		t.Fatalf("send after close: %v", err)
+	}
+}
