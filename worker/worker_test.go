@@ -90,7 +90,7 @@ func TestLongHandlerKeepsHeartbeating(t *testing.T) {
 		t.Fatalf("reply %q, %v", rep, err)
 	}
 	t.Logf("handler ran %v; expiry is %v", time.Since(start), expiry)
-	st := b.b.Stats()
+	st := b.B().Stats()
 	if n := st.Removed[broker.RemovedExpired]; n != 0 {
 		t.Fatalf("broker expired %d workers", n)
 	}

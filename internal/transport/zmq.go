@@ -3,8 +3,6 @@ package transport
 import (
 	"errors"
 	"fmt"
-	"os"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -125,13 +123,11 @@ func apply(s *zmq.Socket, t Type, o Options) error {
 // on a busy or single-CPU machine costs tens of microseconds per wake-up.
 // Instead every libzmq call here is non-blocking; to wait, the socket's
 // ZMQ_FD (an edge-triggered "check ZMQ_EVENTS" signal) is registered with
-// the runtime poller through a duplicate descriptor, and the goroutine parks
-// like any network read.
+// the runtime poller (see fdWaiter), and the goroutine parks like any
+// network read.
 type zmqSocket struct {
 	s      *zmq.Socket
-	file   *os.File        // Duplicate of ZMQ_FD, registered with the netpoller.
-	raw    syscall.RawConn // file's raw access, for readiness waits.
-	woken  atomic.Bool     // Set by Wake; consumed by the next wait.
+	poll   fdWaiter
 	closed bool
 }
 
@@ -140,68 +136,15 @@ func (z *zmqSocket) openFD() error {
 	if err != nil {
 		return fmt.Errorf("transport: get ZMQ_FD: %w", mapErr(err))
 	}
-	// Our own descriptor, so that closing the os.File never closes
-	// libzmq's. Both share one open file description, so readiness is the
-	// same, and it is already non-blocking, which makes the file pollable.
-	dup, err := syscall.Dup(fd)
-	if err != nil {
-		return fmt.Errorf("transport: dup ZMQ_FD: %w", err)
-	}
-	syscall.CloseOnExec(dup)
-	z.file = os.NewFile(uintptr(dup), "zmq-fd")
-	if z.raw, err = z.file.SyscallConn(); err != nil {
-		z.file.Close()
-		return fmt.Errorf("transport: ZMQ_FD not pollable: %w", err)
-	}
-	return nil
-}
-
-// wait blocks until events&mask is non-zero, the deadline passes (returns
-// false), or Wake is called (returns false). A zero deadline waits for ever.
-func (z *zmqSocket) wait(mask zmq.State, deadline time.Time) (bool, error) {
-	// The deadline is set before the woken flag is checked, and Wake sets
-	// the flag before it moves the deadline: whichever order the two
-	// goroutines run in, a Wake is never lost.
-	if err := z.file.SetReadDeadline(deadline); err != nil {
-		return false, fmt.Errorf("transport: set deadline: %w", err)
-	}
-	ready := false
-	var evErr error
-	check := func(uintptr) bool {
-		if z.woken.Load() {
-			return true
-		}
-		// Reading ZMQ_EVENTS also makes libzmq process its command queue
-		// and re-arm the descriptor, as the ZMQ_FD contract requires.
+	return z.poll.open(fd, func() (int, error) {
 		ev, err := z.s.GetEvents()
-		if err != nil {
-			evErr = mapErr(err)
-			return true
-		}
-		ready = ev&mask != 0
-		return ready
-	}
-	err := z.raw.Read(check)
-	if z.woken.Swap(false) {
-		return ready, nil
-	}
-	switch {
-	case evErr != nil:
-		return false, evErr
-	case errors.Is(err, os.ErrDeadlineExceeded):
-		return false, nil
-	case err != nil:
-		return false, fmt.Errorf("transport: wait: %w", err)
-	}
-	return ready, nil
+		return int(ev), mapErr(err)
+	})
 }
 
 // Wake makes a concurrent or the next WaitReadable return early. It is the
 // one method that any goroutine may call.
-func (z *zmqSocket) Wake() {
-	z.woken.Store(true)
-	z.file.SetReadDeadline(time.Unix(1, 0))
-}
+func (z *zmqSocket) Wake() { z.poll.wake() }
 
 func (z *zmqSocket) Bind(endpoint string) (string, error) {
 	if err := z.s.Bind(endpoint); err != nil {
@@ -249,7 +192,7 @@ func (z *zmqSocket) Send(frames [][]byte, dontwait bool) error {
 				// message must never be left behind.
 				continue
 			case errors.Is(err, ErrAgain) && !dontwait:
-				if _, err := z.wait(zmq.POLLOUT, time.Time{}); err != nil {
+				if _, err := z.poll.wait(int(zmq.POLLOUT), time.Time{}); err != nil {
 					return err
 				}
 				continue
@@ -278,7 +221,7 @@ func (z *zmqSocket) Recv(maxFrames int, dontwait bool) ([][]byte, int, error) {
 				// return half of it.
 				continue
 			case errors.Is(err, ErrAgain) && !dontwait:
-				ok, err := z.wait(zmq.POLLIN, time.Time{})
+				ok, err := z.poll.wait(int(zmq.POLLIN), time.Time{})
 				if err != nil {
 					return nil, 0, err
 				}
@@ -322,7 +265,7 @@ func (z *zmqSocket) WaitReadable(timeout time.Duration) (bool, error) {
 		}
 		return ev&zmq.POLLIN != 0, nil
 	}
-	return z.wait(zmq.POLLIN, deadline)
+	return z.poll.wait(int(zmq.POLLIN), deadline)
 }
 
 func (z *zmqSocket) Close() error {
@@ -330,7 +273,7 @@ func (z *zmqSocket) Close() error {
 		return nil
 	}
 	z.closed = true
-	z.file.Close()
+	z.poll.close()
 	return mapErr(z.s.Close())
 }
 
