@@ -490,3 +490,30 @@ func TestConfigValidation(t *testing.T) {
 		t.Error("bind to a bad address succeeded")
 	}
 }
+
+func TestWorkerEvictsClientOnlyServiceAtLimit(t *testing.T) {
+	cfg := fastConfig()
+	cfg.MaxServices = 3
+	b := startBroker(t, cfg)
+	c := newPeer(t, b.ep)
+	for i := 0; i < 3; i++ {
+		c.request(mdp.V1, fmt.Sprint("made-up-", i), "x")
+	}
+	waitFor(t, b, "cap", func(s Stats) bool { return s.Services == 3 && s.Queued == 3 })
+	// A real worker still gets in: a service without workers makes room.
+	w := newPeer(t, b.ep)
+	w.ready(mdp.V1, "real")
+	s := waitFor(t, b, "worker", func(s Stats) bool { return s.Workers == 1 })
+	if s.Services != 3 || s.Queued != 2 || s.Dropped[DropTooManyServices] != 1 {
+		t.Fatalf("services=%d queued=%d dropped=%d", s.Services, s.Queued, s.Dropped[DropTooManyServices])
+	}
+	// With every service served by a worker, a new READY is refused.
+	cfg2 := fastConfig()
+	cfg2.MaxServices = 1
+	b2 := startBroker(t, cfg2)
+	w1, w2 := newPeer(t, b2.ep), newPeer(t, b2.ep)
+	w1.ready(mdp.V1, "one")
+	waitWorkers(t, b2, 1)
+	w2.ready(mdp.V1, "two")
+	w2.expectDisconnect(wait)
+}

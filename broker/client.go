@@ -21,7 +21,7 @@ func (b *Broker) clientRequest(sender []byte, m *mdp.Message) {
 		b.mmi(sender, m)
 		return
 	}
-	svc := b.service(string(m.Service))
+	svc := b.service(string(m.Service), false)
 	if svc == nil {
 		b.drop(DropTooManyServices, "service limit reached", "service", string(m.Service))
 		return
@@ -85,17 +85,45 @@ func (b *Broker) sendClient(id []byte, msg *mdp.Message) bool {
 }
 
 // service finds or creates a service, or returns nil when MaxServices would
-// be exceeded.
-func (b *Broker) service(name string) *service {
+// be exceeded. A worker's READY may evict a service that has no workers, so
+// that clients asking for thousands of made-up names cannot lock real
+// workers out; the evicted service's queued requests are dropped and
+// counted.
+func (b *Broker) service(name string, forWorker bool) *service {
 	if s := b.services[name]; s != nil {
 		return s
 	}
-	if len(b.services) >= b.cfg.MaxServices {
+	if len(b.services) >= b.cfg.MaxServices && !(forWorker && b.evictService()) {
 		return nil
 	}
 	s := newService(name)
 	b.services[name] = s
 	return s
+}
+
+// evictService forgets one service without workers, preferring one with
+// nothing queued, and reports whether it found one.
+func (b *Broker) evictService() bool {
+	var victim *service
+	for _, s := range b.services {
+		if s.workers > 0 {
+			continue
+		}
+		victim = s
+		if s.queued == 0 {
+			break
+		}
+	}
+	if victim == nil {
+		return false
+	}
+	for victim.queued > 0 {
+		r := victim.dequeue()
+		b.queuedBytes -= r.size
+		b.stats.Dropped[DropTooManyServices]++
+	}
+	delete(b.services, victim.name)
+	return true
 }
 
 // houseInterval is how often timers are checked: often enough that expiry

@@ -68,7 +68,7 @@ func (b *Broker) register(sender []byte, m *mdp.Message) {
 		b.log.Warn("worker refused", "worker", printable(sender), "service", name, "reason", RemovedMMIService.String())
 		return
 	}
-	svc := b.service(name)
+	svc := b.service(name, true)
 	if svc == nil {
 		b.drop(DropTooManyServices, "service limit reached", "service", name)
 		b.stats.Removed[RemovedTooManyServices]++
