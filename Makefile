@@ -5,12 +5,15 @@ ENDPOINT ?= tcp://*:5555
 FUZZTIME ?= 15s
 export PATH := $(PATH):/usr/local/go/bin
 
-.PHONY: all deps build run test vet unit fuzz clean
+.PHONY: all deps test-deps build run test vet unit fuzz clean
 
 all: build
 
 deps:
 	./scripts/deps.sh
+
+test-deps:
+	./scripts/deps.sh --test
 
 build: deps
 	mkdir -p bin
@@ -28,7 +31,7 @@ unit:
 fuzz:
 	FUZZTIME=$(FUZZTIME) ./scripts/fuzz.sh
 
-test: deps vet unit fuzz
+test: test-deps vet unit fuzz
 
 clean:
 	rm -rf bin

@@ -1,0 +1,181 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/majordomo-go/majordomo/broker"
+	"github.com/majordomo-go/majordomo/config"
+	"github.com/majordomo-go/majordomo/ops"
+)
+
+// httpShutdownTimeout bounds how long the HTTP server waits for requests in
+// progress once the broker has stopped.
+const httpShutdownTimeout = 2 * time.Second
+
+// daemon is a running mdbroker: the broker, its HTTP server and the
+// configuration they run with.
+type daemon struct {
+	cfg    config.Config
+	level  *slog.LevelVar
+	log    *slog.Logger
+	b      *broker.Broker
+	http   *ops.Server // nil unless --http is set.
+	reload func() (*config.Loaded, error)
+}
+
+// serve runs the broker described by l until signals on sigs stop it:
+// SIGHUP reloads (through reload), the first SIGINT or SIGTERM drains, a
+// second one stops at once. It returns the exit status.
+func serve(l *config.Loaded, stderr io.Writer, sigs <-chan os.Signal, reload func() (*config.Loaded, error)) int {
+	d := &daemon{cfg: l.Config, level: new(slog.LevelVar), reload: reload}
+	d.level.Set(l.Config.LogLevel)
+	opts := &slog.HandlerOptions{Level: d.level}
+	if l.Config.LogJSON {
+		d.log = slog.New(slog.NewJSONHandler(stderr, opts))
+	} else {
+		d.log = slog.New(slog.NewTextHandler(stderr, opts))
+	}
+	if l.File != "" {
+		d.log.Info("configuration loaded", "file", l.File)
+	}
+	b, err := broker.New(l.Config.Broker(d.log))
+	if err != nil {
+		fmt.Fprintf(stderr, "mdbroker: %v\n", err)
+		if errors.Is(err, broker.ErrConfig) {
+			return 2
+		}
+		return 1
+	}
+	d.b = b
+	if l.Config.HTTP != "" {
+		d.http, err = ops.New(ops.Options{Broker: b, MetricsMaxServices: l.Config.MetricsMaxServices, Logger: d.log})
+		if err == nil {
+			_, err = d.http.Start(l.Config.HTTP)
+		}
+		if err != nil {
+			b.Close()
+			fmt.Fprintf(stderr, "mdbroker: http: %v\n", err)
+			return 1
+		}
+	}
+	runErr := make(chan error, 1)
+	go func() { runErr <- b.Run(context.Background()) }()
+
+	drained := make(chan error, 1)
+	draining := false
+	for {
+		select {
+		case err := <-runErr:
+			if draining {
+				// Shutdown returns right after Run does.
+				d.drainDone(<-drained)
+			}
+			d.stopHTTP()
+			if err != nil {
+				d.log.Error("broker failed", "error", err)
+				return 1
+			}
+			return 0
+		case sig := <-sigs:
+			switch {
+			case sig == syscall.SIGHUP:
+				d.reloadConfig()
+			case !draining:
+				draining = true
+				if d.http != nil {
+					d.http.SetDraining(true)
+				}
+				timeout := d.cfg.DrainTimeout
+				d.log.Info("shutting down: draining in-flight requests", "signal", sig.String(),
+					"drain_timeout", timeout, "hint", "send the signal again to stop at once")
+				go func() {
+					ctx, cancel := context.WithTimeout(context.Background(), timeout)
+					defer cancel()
+					drained <- b.Shutdown(ctx)
+				}()
+			default:
+				d.log.Warn("second signal: stopping now", "signal", sig.String())
+				go b.Close()
+			}
+		}
+	}
+}
+
+// drainDone logs how a drain ended.
+func (d *daemon) drainDone(err error) {
+	if err != nil {
+		d.log.Warn("drain timeout expired: workers disconnected with requests in flight",
+			"drain_timeout", d.cfg.DrainTimeout)
+	}
+}
+
+func (d *daemon) stopHTTP() {
+	if d.http == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), httpShutdownTimeout)
+	defer cancel()
+	if err := d.http.Shutdown(ctx); err != nil {
+		d.log.Warn("http server shutdown", "error", err)
+	}
+}
+
+// reloadConfig reads the configuration again (file, environment, flags)
+// and applies what can change at run time. A bad configuration changes
+// nothing.
+func (d *daemon) reloadConfig() {
+	l, err := d.reload()
+	if err != nil {
+		for _, line := range strings.Split(err.Error(), "\n") {
+			d.log.Error("reload failed; configuration unchanged", "error", line)
+		}
+		return
+	}
+	next := l.Config
+	changed, restart, err := d.b.Reload(next.Broker(d.log))
+	if err != nil {
+		d.log.Error("reload failed; configuration unchanged", "error", err)
+		return
+	}
+	old := d.cfg
+	diff := func(name string) bool {
+		a, b := config.Format(old, name), config.Format(next, name)
+		if a != b {
+			changed = append(changed, fmt.Sprintf("%s: %s -> %s", name, a, b))
+		}
+		return a != b
+	}
+	if diff("log-level") {
+		d.level.Set(next.LogLevel)
+	}
+	diff("drain-timeout")
+	if diff("metrics-max-services") && d.http != nil {
+		d.http.SetMetricsMaxServices(next.MetricsMaxServices)
+	}
+	for _, name := range []string{"log-json", "http"} {
+		if config.Format(old, name) != config.Format(next, name) {
+			restart = append(restart, name)
+		}
+	}
+	// What needs a restart keeps running as it is.
+	next.Endpoints, next.MaxFrameSize = old.Endpoints, old.MaxFrameSize
+	next.LogJSON, next.HTTP = old.LogJSON, old.HTTP
+	d.cfg = next
+	if len(changed) == 0 && len(restart) == 0 {
+		d.log.Info("configuration reloaded: nothing changed", "file", l.File)
+	} else {
+		d.log.Info("configuration reloaded", "file", l.File, "changed", changed, "needs_restart", restart)
+	}
+	for _, name := range restart {
+		d.log.Warn("setting not applied: it needs a restart", "setting", name,
+			"running", config.Format(old, name), "configured", config.Format(l.Config, name))
+	}
+}

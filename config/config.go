@@ -1,0 +1,143 @@
+// Package config builds mdbroker's effective configuration from four layers,
+// highest precedence first: command-line flags, environment variables
+// (MDBROKER_*), a TOML config file, and built-in defaults.
+//
+// Every setting has one name used everywhere: the flag --max-queue, the file
+// key max-queue and the environment variable MDBROKER_MAX_QUEUE. Values are
+// validated as they are read, and every problem is reported with where the
+// bad value came from; unknown file keys, unknown MDBROKER_* variables and
+// unknown flags are errors that suggest the nearest valid name.
+package config
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/majordomo-go/majordomo/broker"
+)
+
+// Defaults of the settings that are not broker settings.
+const (
+	// DefaultDrainTimeout is how long SIGTERM waits for in-flight requests.
+	DefaultDrainTimeout = 10 * time.Second
+	// DefaultMetricsMaxServices bounds how many services get their own
+	// label value in the Prometheus metrics.
+	DefaultMetricsMaxServices = 200
+	// EnvPrefix starts every environment variable the configuration reads.
+	EnvPrefix = "MDBROKER_"
+	// EnvConfigFile names the config file when --config is not given.
+	EnvConfigFile = EnvPrefix + "CONFIG"
+)
+
+// Config is the effective configuration of mdbroker: the broker's settings
+// plus logging, the HTTP operations server and the shutdown grace period.
+type Config struct {
+	Endpoints          []string      // endpoint
+	Heartbeat          time.Duration // heartbeat
+	Liveness           int           // liveness
+	RequestTimeout     time.Duration // request-timeout
+	MaxQueue           int           // max-queue
+	MaxQueuedBytes     int64         // max-queued-bytes
+	MaxServices        int           // max-services
+	ServiceTTL         time.Duration // service-ttl
+	MaxAttempts        int           // max-attempts
+	NoRedelivery       bool          // no-redelivery
+	MaxFrames          int           // max-frames
+	MaxFrameSize       int64         // max-frame-size
+	LogLevel           slog.Level    // log-level
+	LogJSON            bool          // log-json
+	HTTP               string        // http: listen address of the operations server; "" is off.
+	DrainTimeout       time.Duration // drain-timeout
+	MetricsMaxServices int           // metrics-max-services
+}
+
+// Defaults returns the configuration used when nothing is set.
+func Defaults() Config {
+	return Config{
+		Endpoints:          []string{broker.DefaultEndpoint},
+		Heartbeat:          broker.DefaultHeartbeatInterval,
+		Liveness:           broker.DefaultHeartbeatLiveness,
+		RequestTimeout:     broker.DefaultRequestTimeout,
+		MaxQueue:           broker.DefaultMaxQueue,
+		MaxQueuedBytes:     broker.DefaultMaxQueuedBytes,
+		MaxServices:        broker.DefaultMaxServices,
+		ServiceTTL:         broker.DefaultServiceTTL,
+		MaxAttempts:        broker.DefaultMaxAttempts,
+		MaxFrames:          broker.DefaultMaxFrames,
+		MaxFrameSize:       broker.DefaultMaxFrameSize,
+		LogLevel:           slog.LevelInfo,
+		DrainTimeout:       DefaultDrainTimeout,
+		MetricsMaxServices: DefaultMetricsMaxServices,
+	}
+}
+
+// Broker returns the broker.Config for c, logging to logger.
+func (c Config) Broker(logger *slog.Logger) broker.Config {
+	return broker.Config{
+		Endpoints:         append([]string(nil), c.Endpoints...),
+		HeartbeatInterval: c.Heartbeat,
+		HeartbeatLiveness: c.Liveness,
+		RequestTimeout:    c.RequestTimeout,
+		MaxQueue:          c.MaxQueue,
+		MaxQueuedBytes:    c.MaxQueuedBytes,
+		MaxServices:       c.MaxServices,
+		ServiceTTL:        c.ServiceTTL,
+		MaxAttempts:       c.MaxAttempts,
+		DisableRedelivery: c.NoRedelivery,
+		MaxFrames:         c.MaxFrames,
+		MaxFrameSize:      c.MaxFrameSize,
+		Logger:            logger,
+	}
+}
+
+// Setting describes one configuration setting, for usage text and docs.
+type Setting struct {
+	Name    string // Flag and file key; the variable is EnvName(Name).
+	Type    string // duration, int, size, bool, string, list or level.
+	Usage   string
+	Default string // Formatted as in a config file, without quotes.
+	// Reload is true if SIGHUP applies a new value without a restart.
+	Reload bool
+}
+
+// Settings lists every setting in the order usage text and --print-config
+// show them.
+func Settings() []Setting {
+	d := Defaults()
+	out := make([]Setting, len(settings))
+	for i, s := range settings {
+		out[i] = Setting{Name: s.name, Type: s.kind.String(), Usage: s.usage,
+			Default: s.format(&d), Reload: s.reload}
+	}
+	return out
+}
+
+// EnvName returns the environment variable for a setting name:
+// max-queue -> MDBROKER_MAX_QUEUE.
+func EnvName(name string) string {
+	b := []byte(EnvPrefix + name)
+	for i, c := range b {
+		switch {
+		case c == '-':
+			b[i] = '_'
+		case c >= 'a' && c <= 'z':
+			b[i] = c - 'a' + 'A'
+		}
+	}
+	return string(b)
+}
+
+// Source says where a setting's effective value came from.
+type Source struct {
+	Kind string // "default", "file", "env" or "flag".
+	Name string // The file path, variable or flag; empty for defaults.
+}
+
+// String describes the source for messages, e.g. "env MDBROKER_MAX_QUEUE".
+func (s Source) String() string {
+	if s.Name == "" {
+		return s.Kind
+	}
+	return fmt.Sprintf("%s %s", s.Kind, s.Name)
+}
