@@ -60,6 +60,7 @@ type Broker struct {
 	nextBeat    time.Time
 	nextHouse   time.Time
 	expiredLog  map[string]int
+	sec         *security // Set by New when Config.Security is on (auth.go).
 }
 
 // New validates cfg, creates the ROUTER socket and binds every endpoint. The
@@ -73,7 +74,7 @@ func New(cfg Config) (*Broker, error) {
 	if err != nil {
 		return nil, err
 	}
-	sock, err := zctx.NewSocket(transport.Router, transport.Options{
+	opts := transport.Options{
 		// Sends to a vanished client must fail, not vanish silently, so
 		// that the loss is counted (DropReplyUnroutable).
 		RouterMandatory: true,
@@ -84,7 +85,14 @@ func New(cfg Config) (*Broker, error) {
 		RecvHWM:        10000,
 		MaxMsgSize:     cfg.MaxFrameSize,
 		Linger:         time.Second,
-	})
+	}
+	// Security (auth.go): the ZAP handler starts before anything binds.
+	sec, zctx, opts, err := startSecurity(cfg, zctx, opts)
+	if err != nil {
+		zctx.Term()
+		return nil, err
+	}
+	sock, err := zctx.NewSocket(transport.Router, opts)
 	if err != nil {
 		zctx.Term()
 		return nil, err
@@ -100,6 +108,7 @@ func New(cfg Config) (*Broker, error) {
 		workers:    make(map[string]*worker),
 		services:   make(map[string]*service),
 		expiredLog: make(map[string]int),
+		sec:        sec,
 	}
 	for _, ep := range cfg.Endpoints {
 		bound, err := sock.Bind(ep)
@@ -109,6 +118,11 @@ func New(cfg Config) (*Broker, error) {
 			return nil, fmt.Errorf("broker: %w", err)
 		}
 		b.endpoints = append(b.endpoints, bound)
+	}
+	if err := b.bindPlain(); err != nil {
+		sock.Close()
+		zctx.Term()
+		return nil, fmt.Errorf("broker: %w", err)
 	}
 	return b, nil
 }

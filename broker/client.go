@@ -21,6 +21,10 @@ func (b *Broker) clientRequest(sender []byte, m *mdp.Message) {
 		b.mmi(sender, m)
 		return
 	}
+	if !b.mayCall(m.Service) { // Security.Authorizer (auth.go).
+		b.refuseRequest(sender, m)
+		return
+	}
 	svc := b.service(string(m.Service), false)
 	if svc == nil {
 		b.drop(DropTooManyServices, "service limit reached", "service", string(m.Service))

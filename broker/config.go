@@ -65,6 +65,10 @@ type Config struct {
 	MaxFrameSize int64
 	// Logger receives the broker's logs (default slog.Default()).
 	Logger *slog.Logger
+	// Security turns on CURVE or PLAIN, the ZAP handler and per-service
+	// authorization (see auth.go); nil leaves the broker open, as 7/MDP
+	// is. It is fixed at New: Reload does not change it.
+	Security *Security
 }
 
 // ErrConfig is wrapped by every configuration error returned by New.
@@ -143,5 +147,5 @@ func (c Config) Validate() error {
 	case c.MaxFrameSize < 64:
 		return bad("max-frame-size", c.MaxFrameSize, "must be at least 64")
 	}
-	return nil
+	return c.Security.validate()
 }

@@ -23,13 +23,13 @@ func (b *Broker) mmi(sender []byte, m *mdp.Message) {
 		// 8/MMI: "200" if at least one worker is registered for the
 		// service, idle or busy; "404" if there is none.
 		body = [][]byte{code404}
-		if s := b.services[string(m.Body[0])]; s != nil && s.workers > 0 {
+		if s := b.services[string(m.Body[0])]; s != nil && s.workers > 0 && b.mayView(s.name) {
 			body[0] = code200
 		}
 	case "mmi.services":
 		names := make([]string, 0, len(b.services))
 		for name, s := range b.services {
-			if s.workers > 0 {
+			if s.workers > 0 && b.mayView(name) {
 				names = append(names, name)
 			}
 		}
@@ -41,7 +41,7 @@ func (b *Broker) mmi(sender []byte, m *mdp.Message) {
 		}
 	case "mmi.workers":
 		s := b.services[string(m.Body[0])]
-		if s == nil || (s.workers == 0 && s.queued == 0) {
+		if s == nil || (s.workers == 0 && s.queued == 0) || !b.mayView(s.name) {
 			body = [][]byte{code404}
 			break
 		}

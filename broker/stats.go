@@ -30,6 +30,8 @@ const (
 	DropPartialToV1                         // A 0.2 PARTIAL for a 0.1 client, which gets only the FINAL.
 	DropMMIWorker                           // A worker tried to register an mmi.* service.
 	DropShutdown                            // Still queued when the broker stopped.
+	DropUnauthorizedCall                    // A request for a service the client may not call (Security.Authorizer).
+	DropUnauthorizedReady                   // A READY for a service the worker may not serve (answered with DISCONNECT).
 	numDropReasons
 )
 
@@ -38,7 +40,7 @@ var dropNames = [numDropReasons]string{
 	"service", "envelope", "too_many_frames", "unexpected", "queue_full",
 	"queue_bytes", "too_many_services", "expired", "attempts_exhausted",
 	"worker_lost", "reply_unroutable", "reply_blocked", "partial_to_v1",
-	"mmi_worker", "shutdown",
+	"mmi_worker", "shutdown", "unauthorized_call", "unauthorized_ready",
 }
 
 // String returns the reason's snake_case name, as used in logs and metrics.
@@ -63,12 +65,13 @@ const (
 	RemovedUnreachable                         // A send to it failed.
 	RemovedShutdown                            // The broker shut down.
 	RemovedTooManyServices                     // Its READY named a new service beyond MaxServices.
+	RemovedUnauthorized                        // Its READY named a service it may not serve (Security.Authorizer).
 	numRemoveReasons
 )
 
 var removeNames = [numRemoveReasons]string{
 	"disconnect", "expired", "protocol", "invalid", "mmi_service",
-	"unreachable", "shutdown", "too_many_services",
+	"unreachable", "shutdown", "too_many_services", "unauthorized",
 }
 
 // String returns the reason's snake_case name.

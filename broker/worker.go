@@ -68,6 +68,10 @@ func (b *Broker) register(sender []byte, m *mdp.Message) {
 		b.log.Warn("worker refused", "worker", printable(sender), "service", name, "reason", RemovedMMIService.String())
 		return
 	}
+	if !b.mayRegister(name) { // Security.Authorizer (auth.go).
+		b.refuseWorker(sender, m)
+		return
+	}
 	svc := b.service(name, true)
 	if svc == nil {
 		b.drop(DropTooManyServices, "service limit reached", "service", name)

@@ -105,7 +105,7 @@ func Connect(endpoint string, opts ...Option) (*Client, error) {
 		done:      make(chan struct{}),
 		pipelines: make(map[*Pipeline]struct{}),
 	}
-	c.conn = newConn(zctx, endpoint, 10000)
+	c.conn = newConn(zctx, endpoint, 10000, cfg.security)
 	o := &owner{c: c, conn: c.conn,
 		inflight: make(map[string]*call), waiting: make(map[string][]*call),
 		tainted: make(map[string]bool)}

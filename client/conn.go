@@ -30,8 +30,9 @@ type conn struct {
 	outq [][][]byte
 }
 
-func newConn(zctx transport.Context, endpoint string, hwm int) *conn {
+func newConn(zctx transport.Context, endpoint string, hwm int, sec *transport.Security) *conn {
 	return &conn{zctx: zctx, endpoint: endpoint, opts: transport.Options{
+		Security: sec, // nil: no security.
 		// Linger 0: a closed socket's unsent requests are void by
 		// definition (Lazy Pirate resends them on the new socket).
 		Linger:  0,

@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/majordomo-go/majordomo/auth"
+	"github.com/majordomo-go/majordomo/internal/transport"
 	"github.com/majordomo-go/majordomo/mdp"
 )
 
@@ -31,6 +33,8 @@ type config struct {
 	timeout time.Duration
 	retries int
 	log     *slog.Logger
+	// security is CURVE or PLAIN for every socket (WithCurve, WithPlain).
+	security *transport.Security
 }
 
 func defaultConfig() config {
@@ -84,4 +88,53 @@ func WithLogger(l *slog.Logger) Option {
 		c.log = l
 		return nil
 	}
+}
+
+// WithCurve encrypts and authenticates the connection with CURVE
+// (25/ZMTP-CURVE): serverKey is the broker's public key (auth.LoadPublicKey
+// reads it from Z85 text or a certificate file), cert the client's own
+// secret certificate (auth.LoadSecretCert). A broker that refuses the key,
+// or a request for a service the broker's policy does not let this client
+// call, is never answered: the call fails with ErrTimeout, whose message
+// then mentions CURVE.
+func WithCurve(serverKey auth.Key, cert *auth.Cert) Option {
+	return func(c *config) error {
+		if cert == nil {
+			return fmt.Errorf("%w: CURVE needs the client's certificate", ErrInvalidOption)
+		}
+		sec, ok := cert.Secret()
+		if !ok {
+			return fmt.Errorf("%w: CURVE needs the client's secret certificate, not the public one", ErrInvalidOption)
+		}
+		if serverKey.IsZero() {
+			return fmt.Errorf("%w: CURVE needs the broker's public key", ErrInvalidOption)
+		}
+		c.security = &transport.Security{Mechanism: transport.Curve,
+			PublicKey: cert.Public[:], SecretKey: sec[:], ServerKey: serverKey[:]}
+		return nil
+	}
+}
+
+// WithPlain authenticates with a PLAIN user name and password
+// (24/ZMTP-PLAIN). They cross the network in clear: trusted networks only.
+func WithPlain(username, password string) Option {
+	return func(c *config) error {
+		if username == "" || len(username) > 255 || len(password) > 255 {
+			return fmt.Errorf("%w: PLAIN user name must be 1 to 255 bytes, password at most 255", ErrInvalidOption)
+		}
+		c.security = &transport.Security{Mechanism: transport.Plain, Username: username, Password: password}
+		return nil
+	}
+}
+
+// timeoutHint is added to ErrTimeout messages when security is on, since a
+// refused handshake or an unauthorized service look like silence.
+func (c *config) timeoutHint() string {
+	if c.security == nil {
+		return ""
+	}
+	if c.security.Mechanism == transport.Curve {
+		return " (CURVE: the broker may not know this key or this client may not call the service)"
+	}
+	return " (PLAIN: the broker may refuse these credentials or this client may not call the service)"
 }

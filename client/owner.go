@@ -238,8 +238,8 @@ func (o *owner) expire() time.Time {
 				"timeout", o.c.cfg.timeout, "retries_left", due.retries)
 			o.reconnect()
 		default:
-			due.box.put(event{err: fmt.Errorf("%w: service %q: no reply after %d attempts of %v",
-				ErrTimeout, due.service, o.c.cfg.retries+1, o.c.cfg.timeout)})
+			due.box.put(event{err: fmt.Errorf("%w: service %q: no reply after %d attempts of %v%s",
+				ErrTimeout, due.service, o.c.cfg.retries+1, o.c.cfg.timeout, o.c.cfg.timeoutHint())})
 			o.tainted[due.service] = true
 			o.next(due.service)
 		}

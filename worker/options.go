@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/majordomo-go/majordomo/auth"
+	"github.com/majordomo-go/majordomo/internal/transport"
 	"github.com/majordomo-go/majordomo/mdp"
 )
 
@@ -32,6 +34,7 @@ type config struct {
 	shutdownTimeout time.Duration
 	busyLiveness    bool
 	log             *slog.Logger
+	security        *transport.Security // WithCurve, WithPlain; nil: none.
 }
 
 func defaultConfig() config {
@@ -148,6 +151,41 @@ func WithLogger(l *slog.Logger) Option {
 			return fmt.Errorf("%w: nil logger", ErrInvalidOption)
 		}
 		c.log = l
+		return nil
+	}
+}
+
+// WithCurve encrypts and authenticates the worker's connections with CURVE
+// (25/ZMTP-CURVE): serverKey is the broker's public key (auth.LoadPublicKey),
+// cert the worker's own secret certificate (auth.LoadSecretCert). A broker
+// whose policy does not let this identity serve the service answers READY
+// with DISCONNECT; the worker logs it and keeps reconnecting with backoff.
+func WithCurve(serverKey auth.Key, cert *auth.Cert) Option {
+	return func(c *config) error {
+		if cert == nil {
+			return fmt.Errorf("%w: CURVE needs the worker's certificate", ErrInvalidOption)
+		}
+		sec, ok := cert.Secret()
+		if !ok {
+			return fmt.Errorf("%w: CURVE needs the worker's secret certificate, not the public one", ErrInvalidOption)
+		}
+		if serverKey.IsZero() {
+			return fmt.Errorf("%w: CURVE needs the broker's public key", ErrInvalidOption)
+		}
+		c.security = &transport.Security{Mechanism: transport.Curve,
+			PublicKey: cert.Public[:], SecretKey: sec[:], ServerKey: serverKey[:]}
+		return nil
+	}
+}
+
+// WithPlain authenticates with a PLAIN user name and password
+// (24/ZMTP-PLAIN). They cross the network in clear: trusted networks only.
+func WithPlain(username, password string) Option {
+	return func(c *config) error {
+		if username == "" || len(username) > 255 || len(password) > 255 {
+			return fmt.Errorf("%w: PLAIN user name must be 1 to 255 bytes, password at most 255", ErrInvalidOption)
+		}
+		c.security = &transport.Security{Mechanism: transport.Plain, Username: username, Password: password}
 		return nil
 	}
 }

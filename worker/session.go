@@ -147,7 +147,7 @@ func (s *session) run(ctx context.Context) {
 // Connection": "creating a new socket, connecting it, and then sending a
 // READY command").
 func (s *session) connect() error {
-	sock, err := s.zctx.NewSocket(transport.Dealer, transport.Options{Linger: linger})
+	sock, err := s.zctx.NewSocket(transport.Dealer, transport.Options{Linger: linger, Security: s.w.cfg.security})
 	if err != nil {
 		return err
 	}

@@ -34,6 +34,7 @@ Commands:
   services                         list the services that have workers
   workers NAME                     print idle, busy and queued counts of NAME
   serve SERVICE -- COMMAND [ARGS]  serve SERVICE by running COMMAND per request
+  keygen NAME                      write a new CURVE certificate pair NAME, NAME_secret
 
 Global flags:
   -b ENDPOINT   broker endpoint (default $MDP_BROKER, else ` + defaultEndpoint + `)
@@ -85,6 +86,8 @@ func (c *cli) run(ctx context.Context, args []string) int {
 		return c.workers(ctx, args)
 	case "serve":
 		return c.serve(ctx, args)
+	case "keygen":
+		return c.keygen(ctx, args)
 	case "help":
 		if len(args) == 1 && args[0] != "help" {
 			return c.run(ctx, []string{args[0], "--help"})
@@ -153,6 +156,7 @@ type clientFlags struct {
 	timeout time.Duration
 	retries int
 	v2      bool
+	sec     *securityFlags // --curve-server-key, --curve-cert (keygen.go).
 }
 
 func (c *cli) addClientFlags(fs *flag.FlagSet) *clientFlags {
@@ -161,6 +165,7 @@ func (c *cli) addClientFlags(fs *flag.FlagSet) *clientFlags {
 	fs.DurationVar(&f.timeout, "timeout", client.DefaultTimeout, "time to wait for a reply, per attempt")
 	fs.IntVar(&f.retries, "retries", client.DefaultRetries, "attempts after the first one times out")
 	fs.BoolVar(&f.v2, "v2", false, "speak MDP/0.2 (18/MDP) instead of MDP/0.1")
+	f.sec = c.addSecurityFlags(fs)
 	return f
 }
 
@@ -168,7 +173,7 @@ const clientFlagsUsage = `  -b ENDPOINT      broker endpoint (default $MDP_BROKE
   --timeout D      time to wait for a reply per attempt, e.g. 500ms, 5s (default 2.5s)
   --retries N      resend on a new socket N times after a timeout (default 3)
   --v2             speak MDP/0.2 (18/MDP) instead of MDP/0.1
-`
+` + securityFlagsUsage
 
 // connect creates a client from the flags.
 func (c *cli) connect(f *clientFlags) (*client.Client, error) {
@@ -182,6 +187,10 @@ func (c *cli) connect(f *clientFlags) (*client.Client, error) {
 	if f.v2 {
 		v = mdp.V2
 	}
-	return client.Connect(c.endpoint, client.WithVersion(v), client.WithTimeout(f.timeout),
-		client.WithRetries(f.retries), client.WithLogger(c.logger()))
+	sec, err := f.sec.clientOptions()
+	if err != nil {
+		return nil, err
+	}
+	return client.Connect(c.endpoint, append([]client.Option{client.WithVersion(v), client.WithTimeout(f.timeout),
+		client.WithRetries(f.retries), client.WithLogger(c.logger())}, sec...)...)
 }

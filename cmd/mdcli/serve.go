@@ -43,7 +43,7 @@ Flags:
   --busy-liveness    check the broker's heartbeats while a command runs
                      (default true; use --busy-liveness=false with brokers
                      that heartbeat idle workers only, like the Guide's)
-`
+` + securityFlagsUsage
 
 // stderrTail is how much of a failed command's standard error goes into
 // the error reply.
@@ -58,6 +58,7 @@ func (c *cli) serve(ctx context.Context, args []string) int {
 	heartbeat := fs.Duration("heartbeat", worker.DefaultHeartbeat, "heartbeat interval")
 	liveness := fs.Int("liveness", worker.DefaultLiveness, "liveness")
 	busyLiveness := fs.Bool("busy-liveness", true, "check liveness while busy")
+	secFlags := c.addSecurityFlags(fs)
 	if code, ok := c.parse(fs, cmd, args); !ok {
 		return code
 	}
@@ -84,9 +85,13 @@ func (c *cli) serve(ctx context.Context, args []string) int {
 	}
 	log := slog.New(slog.NewTextHandler(errw, &slog.HandlerOptions{Level: level}))
 	h := &commandHandler{service: service, argv: command, stderr: errw}
-	w, err := worker.New(c.endpoint, service, h, worker.WithVersion(v), worker.WithConcurrency(*concurrency),
+	sec, err := secFlags.workerOptions()
+	if err != nil {
+		return c.fail(cmd, err)
+	}
+	w, err := worker.New(c.endpoint, service, h, append([]worker.Option{worker.WithVersion(v), worker.WithConcurrency(*concurrency),
 		worker.WithHeartbeat(*heartbeat), worker.WithLiveness(*liveness),
-		worker.WithBusyLiveness(*busyLiveness), worker.WithLogger(log))
+		worker.WithBusyLiveness(*busyLiveness), worker.WithLogger(log)}, sec...)...)
 	if err != nil {
 		return c.usageError(cmd, err.Error())
 	}

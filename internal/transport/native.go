@@ -16,7 +16,25 @@ typedef struct {
 	size_t *sizes;
 	int cap;
 	int n;
+	// With want_uid set, mdg_recv copies the message's ZAP User-Id here
+	// (uidlen -1: none). 27/ZAP caps string fields at 255 characters.
+	int want_uid;
+	int uidlen;
+	char uid[256];
 } mdg_rx;
+
+// mdg_uid records the User-Id property of m, if it has one. A ROUTER's
+// routing-id frame lacks the connection's metadata when libzmq prefetched
+// it to answer ZMQ_EVENTS; the frames after it always have it, so mdg_recv
+// asks each frame until one answers.
+static void mdg_uid(mdg_rx *rx, zmq_msg_t *m) {
+	const char *u = zmq_msg_gets(m, "User-Id");
+	if (!u) return;
+	size_t l = strlen(u);
+	if (l > sizeof(rx->uid)) l = sizeof(rx->uid);
+	memcpy(rx->uid, u, l);
+	rx->uidlen = (int)l;
+}
 
 static mdg_rx *mdg_rx_new(void) { return (mdg_rx *)calloc(1, sizeof(mdg_rx)); }
 
@@ -54,6 +72,7 @@ static int mdg_recv(void *sock, mdg_rx *rx, int maxf, int flags, int *dropped, s
 	mdg_rx_reset(rx);
 	*dropped = 0;
 	*total = 0;
+	rx->uidlen = -1;
 	for (;;) {
 		int keep = maxf <= 0 || rx->n < maxf;
 		if (keep && rx->n == rx->cap && mdg_rx_grow(rx) != 0) {
@@ -75,6 +94,7 @@ static int mdg_recv(void *sock, mdg_rx *rx, int maxf, int flags, int *dropped, s
 			return -1;
 		}
 		int more = zmq_msg_more(m);
+		if (rx->want_uid && rx->uidlen < 0) mdg_uid(rx, m);
 		if (keep) {
 			rx->sizes[rx->n] = zmq_msg_size(m);
 			*total += rx->sizes[rx->n];
@@ -132,6 +152,7 @@ static int mdg_fd(void *sock) {
 }
 
 static int mdg_setint(void *sock, int opt, int v) { return zmq_setsockopt(sock, opt, &v, sizeof(v)); }
+static int mdg_setbytes(void *sock, int opt, const void *v, size_t n) { return zmq_setsockopt(sock, opt, n ? v : NULL, n); }
 static int mdg_setint64(void *sock, int opt, long long v) { int64_t x = v; return zmq_setsockopt(sock, opt, &x, sizeof(x)); }
 
 static int mdg_term(void *ctx) {
@@ -189,6 +210,8 @@ func (c *nativeContext) NewSocket(t Type, o Options) (Socket, error) {
 		zt = C.ZMQ_DEALER
 	case Req:
 		zt = C.ZMQ_REQ
+	case Rep:
+		zt = C.ZMQ_REP
 	default:
 		return nil, fmt.Errorf("transport: unknown socket type %d", t)
 	}
@@ -222,6 +245,7 @@ type nativeSocket struct {
 	poll   fdWaiter
 	sizes  []C.size_t // Scratch for Send.
 	buf    []byte     // Scratch for Send.
+	uid    string     // User-Id of the last message received (Options.UserID).
 	closed bool
 }
 
@@ -271,8 +295,78 @@ func (n *nativeSocket) apply(t Type, o Options) error {
 			return fmt.Errorf("transport: set maxmsgsize: %w", errnoErr(err))
 		}
 	}
+	if o.UserID {
+		n.rx.want_uid = 1
+	}
+	if o.Security != nil {
+		return n.SetSecurity(o.Security)
+	}
 	return nil
 }
+
+func (n *nativeSocket) SetSecurity(sec *Security) error {
+	if n.closed {
+		return ErrClosed
+	}
+	if sec == nil {
+		sec = &Security{}
+	}
+	if err := sec.validate(); err != nil {
+		return err
+	}
+	setInt := func(name string, opt C.int, v int) error {
+		if rc, err := C.mdg_setint(n.s, opt, C.int(v)); rc != 0 {
+			return fmt.Errorf("transport: set %s: %w", name, errnoErr(err))
+		}
+		return nil
+	}
+	setBytes := func(name string, opt C.int, v []byte) error {
+		// C memory, so that no Go pointer is handed to libzmq; secret
+		// keys are wiped from it before it is freed.
+		p := C.CBytes(v)
+		defer func() {
+			C.memset(p, 0, C.size_t(len(v)))
+			C.free(p)
+		}()
+		if rc, err := C.mdg_setbytes(n.s, opt, p, C.size_t(len(v))); rc != 0 {
+			return fmt.Errorf("transport: set %s: %w", name, errnoErr(err))
+		}
+		return nil
+	}
+	var steps []error
+	switch sec.Mechanism {
+	case Null:
+		// Either server option set to 0 selects NULL (zmq_setsockopt).
+		steps = append(steps, setInt("plain_server", C.ZMQ_PLAIN_SERVER, 0))
+	case Plain:
+		if sec.Server {
+			steps = append(steps, setInt("plain_server", C.ZMQ_PLAIN_SERVER, 1))
+		} else {
+			steps = append(steps,
+				setBytes("plain_username", C.ZMQ_PLAIN_USERNAME, []byte(sec.Username)),
+				setBytes("plain_password", C.ZMQ_PLAIN_PASSWORD, []byte(sec.Password)))
+		}
+	case Curve:
+		if sec.Server {
+			steps = append(steps, setInt("curve_server", C.ZMQ_CURVE_SERVER, 1),
+				setBytes("curve_secretkey", C.ZMQ_CURVE_SECRETKEY, sec.SecretKey))
+			if len(sec.PublicKey) > 0 {
+				steps = append(steps, setBytes("curve_publickey", C.ZMQ_CURVE_PUBLICKEY, sec.PublicKey))
+			}
+		} else {
+			steps = append(steps,
+				setBytes("curve_serverkey", C.ZMQ_CURVE_SERVERKEY, sec.ServerKey),
+				setBytes("curve_publickey", C.ZMQ_CURVE_PUBLICKEY, sec.PublicKey),
+				setBytes("curve_secretkey", C.ZMQ_CURVE_SECRETKEY, sec.SecretKey))
+		}
+	}
+	if sec.ZAPDomain != "" {
+		steps = append(steps, setBytes("zap_domain", C.ZMQ_ZAP_DOMAIN, []byte(sec.ZAPDomain)))
+	}
+	return errors.Join(steps...)
+}
+
+func (n *nativeSocket) UserID() string { return n.uid }
 
 func (n *nativeSocket) Bind(endpoint string) (string, error) {
 	if n.closed {
@@ -372,6 +466,9 @@ func (n *nativeSocket) Recv(maxFrames int, dontwait bool) ([][]byte, int, error)
 			}
 			return nil, 0, e
 		}
+		if n.rx.want_uid != 0 {
+			n.recordUID()
+		}
 		// One allocation holds every frame of the message.
 		data := make([]byte, int(total)+1)
 		C.mdg_copy(n.rx, (*C.char)(unsafe.Pointer(&data[0])))
@@ -384,6 +481,21 @@ func (n *nativeSocket) Recv(maxFrames int, dontwait bool) ([][]byte, int, error)
 			off = end
 		}
 		return frames, int(dropped), nil
+	}
+}
+
+// recordUID keeps the User-Id mdg_recv found. Consecutive messages nearly
+// always come from the same few peers, so the string is only allocated when
+// it changes.
+func (n *nativeSocket) recordUID() {
+	l := int(n.rx.uidlen)
+	if l < 0 {
+		n.uid = ""
+		return
+	}
+	b := unsafe.Slice((*byte)(unsafe.Pointer(&n.rx.uid[0])), l)
+	if string(b) != n.uid {
+		n.uid = string(b)
 	}
 }
 

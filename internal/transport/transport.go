@@ -10,6 +10,7 @@ package transport
 
 import (
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -37,7 +38,85 @@ const (
 	Router Type = iota + 1
 	Dealer
 	Req
+	// Rep is used only by the ZAP handler (27/ZAP: "The handler SHALL use
+	// a REP or ROUTER socket").
+	Rep
 )
+
+// Mechanism is a ZMTP 3.0 security mechanism.
+type Mechanism int
+
+// Security mechanisms.
+const (
+	// Null is 23/ZMTP NULL: no authentication, no encryption (libzmq's
+	// default). A server with a ZAPDomain still asks the ZAP handler, which
+	// can filter by address.
+	Null Mechanism = iota
+	// Plain is 24/ZMTP-PLAIN: a cleartext user name and password, for
+	// internal networks only.
+	Plain
+	// Curve is 25/ZMTP-CURVE (26/CurveZMQ): authenticated and encrypted.
+	Curve
+)
+
+// Security selects a socket's security mechanism. libzmq does the
+// cryptography; this package only sets the socket options.
+type Security struct {
+	Mechanism Mechanism
+	// Server makes the socket the mechanism's server side: it
+	// authenticates its peers through the ZAP handler of its context.
+	Server bool
+	// PublicKey and SecretKey are the socket's own long-term CURVE key pair
+	// (32 raw bytes each). A server needs only SecretKey.
+	PublicKey, SecretKey []byte
+	// ServerKey is the CURVE server's public key, for a client (26/CurveZMQ:
+	// "the clients MUST know the server public key before they can
+	// connect").
+	ServerKey []byte
+	// Username and Password are a PLAIN client's credentials.
+	Username, Password string
+	// ZAPDomain is ZMQ_ZAP_DOMAIN on a server socket. With Null it is what
+	// turns the ZAP request on. Empty leaves the socket's domain as it was
+	// (libzmq refuses to clear it).
+	ZAPDomain string
+}
+
+// validate checks the key sizes before anything reaches libzmq.
+func (s *Security) validate() error {
+	key := func(name string, k []byte, required bool) error {
+		if len(k) == 0 && !required {
+			return nil
+		}
+		if len(k) != 32 {
+			return fmt.Errorf("transport: CURVE %s must be 32 bytes, not %d", name, len(k))
+		}
+		return nil
+	}
+	switch s.Mechanism {
+	case Null:
+	case Plain:
+		if !s.Server && (s.Username == "" || len(s.Username) > 255 || len(s.Password) > 255) {
+			// libzmq treats an empty user name as "back to NULL".
+			return errors.New("transport: PLAIN needs a user name; user name and password are at most 255 bytes")
+		}
+	case Curve:
+		if err := key("secret key", s.SecretKey, true); err != nil {
+			return err
+		}
+		if err := key("public key", s.PublicKey, !s.Server); err != nil {
+			return err
+		}
+		if err := key("server key", s.ServerKey, !s.Server); err != nil {
+			return err
+		}
+	default:
+		return fmt.Errorf("transport: unknown security mechanism %d", s.Mechanism)
+	}
+	if len(s.ZAPDomain) > 255 {
+		return errors.New("transport: ZAP domain longer than 255 bytes")
+	}
+	return nil
+}
 
 // Options are applied when a socket is created. Zero values leave libzmq's
 // defaults, except Linger, where zero means "discard at once".
@@ -63,6 +142,14 @@ type Options struct {
 	Immediate bool
 	// ReconnectInterval is ZMQ_RECONNECT_IVL (0: libzmq default 100 ms).
 	ReconnectInterval time.Duration
+	// Security, if not nil, is applied before any Bind or Connect (see
+	// Socket.SetSecurity). nil leaves libzmq's NULL mechanism and costs
+	// nothing.
+	Security *Security
+	// UserID makes Recv record the ZAP User-Id that libzmq attaches to each
+	// message received over an authenticated connection; Socket.UserID
+	// returns it. Off, Recv does no per-message metadata lookup.
+	UserID bool
 }
 
 // Socket is one transport socket. See the package comment for ownership.
@@ -93,6 +180,15 @@ type Socket interface {
 	Wake()
 	// Close closes the socket, lingering as configured.
 	Close() error
+	// SetSecurity changes the security mechanism for the endpoints bound
+	// or connected after it: libzmq fixes a connection's mechanism when
+	// Bind or Connect is called, so one socket can serve CURVE on one
+	// endpoint and PLAIN on another. nil means NULL.
+	SetSecurity(s *Security) error
+	// UserID returns the ZAP User-Id of the message the last Recv returned
+	// (27/ZAP: the "user id" of the handler's 200 reply), or "" when the
+	// connection was not authenticated or Options.UserID is off.
+	UserID() string
 }
 
 // Context creates sockets and is torn down with Term once they are closed.

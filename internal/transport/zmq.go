@@ -41,6 +41,8 @@ func (c *zmqContext) NewSocket(t Type, o Options) (Socket, error) {
 		zt = zmq.DEALER
 	case Req:
 		zt = zmq.REQ
+	case Rep:
+		zt = zmq.REP
 	default:
 		return nil, fmt.Errorf("transport: unknown socket type %d", t)
 	}
@@ -53,7 +55,14 @@ func (c *zmqContext) NewSocket(t Type, o Options) (Socket, error) {
 		s.Close()
 		return nil, err
 	}
-	z := &zmqSocket{s: s}
+	z := &zmqSocket{s: s, wantUID: o.UserID}
+	if o.Security != nil {
+		if err := z.SetSecurity(o.Security); err != nil {
+			s.SetLinger(0)
+			s.Close()
+			return nil, err
+		}
+	}
 	if err := z.openFD(); err != nil {
 		s.SetLinger(0)
 		s.Close()
@@ -126,9 +135,11 @@ func apply(s *zmq.Socket, t Type, o Options) error {
 // the runtime poller (see fdWaiter), and the goroutine parks like any
 // network read.
 type zmqSocket struct {
-	s      *zmq.Socket
-	poll   fdWaiter
-	closed bool
+	s       *zmq.Socket
+	poll    fdWaiter
+	wantUID bool   // Options.UserID.
+	uid     string // User-Id of the last message received.
+	closed  bool
 }
 
 func (z *zmqSocket) openFD() error {
@@ -210,7 +221,22 @@ func (z *zmqSocket) Recv(maxFrames int, dontwait bool) ([][]byte, int, error) {
 	var frames [][]byte
 	dropped := 0
 	for {
-		b, err := z.s.RecvBytes(zmq.DONTWAIT)
+		var b []byte
+		var err error
+		first := len(frames) == 0 && dropped == 0
+		if z.wantUID && (first || z.uid == "") {
+			// A ROUTER's routing-id frame lacks metadata when libzmq
+			// prefetched it for ZMQ_EVENTS: look at the frames after it
+			// until one has the User-Id.
+			if first {
+				z.uid = ""
+			}
+			var md map[string]string
+			b, md, err = z.s.RecvBytesWithMetadata(zmq.DONTWAIT, "User-Id")
+			z.uid = md["User-Id"]
+		} else {
+			b, err = z.s.RecvBytes(zmq.DONTWAIT)
+		}
 		if err != nil {
 			err = mapErr(err)
 			switch {
@@ -248,6 +274,57 @@ func (z *zmqSocket) Recv(maxFrames int, dontwait bool) ([][]byte, int, error) {
 			return frames, dropped, nil
 		}
 	}
+}
+
+func (z *zmqSocket) UserID() string { return z.uid }
+
+func (z *zmqSocket) SetSecurity(sec *Security) error {
+	if z.closed {
+		return ErrClosed
+	}
+	if sec == nil {
+		sec = &Security{}
+	}
+	if err := sec.validate(); err != nil {
+		return err
+	}
+	set := func(name string, err error) error {
+		if err != nil {
+			return fmt.Errorf("transport: set %s: %w", name, mapErr(err))
+		}
+		return nil
+	}
+	// Keys go to libzmq in Z85 (40 characters), which it accepts like the
+	// 32 raw bytes and which survives pebbe's C-string conversion.
+	z85 := func(k []byte) string { return zmq.Z85encode(string(k)) }
+	var steps []error
+	switch sec.Mechanism {
+	case Null:
+		steps = append(steps, set("plain_server", z.s.SetPlainServer(0)))
+	case Plain:
+		if sec.Server {
+			steps = append(steps, set("plain_server", z.s.SetPlainServer(1)))
+		} else {
+			steps = append(steps, set("plain_username", z.s.SetPlainUsername(sec.Username)),
+				set("plain_password", z.s.SetPlainPassword(sec.Password)))
+		}
+	case Curve:
+		if sec.Server {
+			steps = append(steps, set("curve_server", z.s.SetCurveServer(1)),
+				set("curve_secretkey", z.s.SetCurveSecretkey(z85(sec.SecretKey))))
+			if len(sec.PublicKey) > 0 {
+				steps = append(steps, set("curve_publickey", z.s.SetCurvePublickey(z85(sec.PublicKey))))
+			}
+		} else {
+			steps = append(steps, set("curve_serverkey", z.s.SetCurveServerkey(z85(sec.ServerKey))),
+				set("curve_publickey", z.s.SetCurvePublickey(z85(sec.PublicKey))),
+				set("curve_secretkey", z.s.SetCurveSecretkey(z85(sec.SecretKey))))
+		}
+	}
+	if sec.ZAPDomain != "" {
+		steps = append(steps, set("zap_domain", z.s.SetZapDomain(sec.ZAPDomain)))
+	}
+	return errors.Join(steps...)
 }
 
 func (z *zmqSocket) WaitReadable(timeout time.Duration) (bool, error) {

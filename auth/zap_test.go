@@ -1,0 +1,133 @@
+package auth
+
+import (
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/majordomo-go/majordomo/internal/leakcheck"
+	"github.com/majordomo-go/majordomo/internal/transport"
+)
+
+func TestMain(m *testing.M) { leakcheck.Main(m, "majordomo/auth.") }
+
+// TestHandlerOverRealSockets runs the handler in a context with a CURVE
+// ROUTER: libzmq asks it about every handshake.
+func TestHandlerOverRealSockets(t *testing.T) {
+	dir := t.TempDir()
+	server, _ := NewCert()
+	good, _ := NewCert("name", "good")
+	good.PublicOnly().SavePublic(filepath.Join(dir, "good"))
+	bad, _ := NewCert()
+	a, err := NewAuthenticator(Config{CurveAllowDir: dir, Logger: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	zctx, err := transport.NewContext()
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := StartHandler(zctx, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// One handler per context.
+	if h2, err := StartHandler(zctx, a); err == nil {
+		h2.Stop()
+		t.Fatal("second handler in one context")
+	}
+	ssec, _ := server.Secret()
+	r, err := zctx.NewSocket(transport.Router, transport.Options{UserID: true, Linger: 0,
+		Security: &transport.Security{Mechanism: transport.Curve, Server: true, SecretKey: ssec[:], ZAPDomain: "t"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ep, err := r.Bind("tcp://127.0.0.1:*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var socks []transport.Socket
+	dial := func(c *Cert) {
+		sec, _ := c.Secret()
+		d, err := zctx.NewSocket(transport.Dealer, transport.Options{Linger: 0, Security: &transport.Security{
+			Mechanism: transport.Curve, PublicKey: c.Public[:], SecretKey: sec[:], ServerKey: server.Public[:]}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		socks = append(socks, d)
+		d.Connect(ep)
+		d.Send([][]byte{[]byte("hi")}, false)
+	}
+	dial(bad)
+	dial(good)
+	ok, err := r.WaitReadable(5 * time.Second)
+	if err != nil || !ok {
+		t.Fatalf("nothing from the admitted peer: %v", err)
+	}
+	f, _, err := r.Recv(0, true)
+	if err != nil || string(f[1]) != "hi" || r.UserID() != good.Public.String() {
+		t.Fatalf("got %q from %q: %v", f, r.UserID(), err)
+	}
+	if ok, _ := r.WaitReadable(200 * time.Millisecond); ok {
+		t.Fatal("refused peer got through")
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for a.Stats().RefusedBy(RefusedUnknownKey) == 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if a.Stats().RefusedBy(RefusedUnknownKey) == 0 || a.Stats().Accepted == 0 {
+		t.Fatalf("stats %+v", a.Stats())
+	}
+	for _, s := range socks {
+		s.Close()
+	}
+	r.Close()
+	h.Stop()
+	h.Stop() // Twice is fine.
+	if err := h.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := zctx.Term(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestHandlerAnswersMalformedRequests talks ZAP to the handler directly.
+func TestHandlerAnswersMalformedRequests(t *testing.T) {
+	a, _ := NewAuthenticator(Config{CurveAllowAny: true, Logger: quiet()})
+	zctx, _ := transport.NewContext()
+	h, err := StartHandler(zctx, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := zctx.NewSocket(transport.Req, transport.Options{Linger: 0})
+	req.Connect(ZAPEndpoint)
+	ask := func(frames ...string) [][]byte {
+		msg := make([][]byte, len(frames))
+		for i, f := range frames {
+			msg[i] = []byte(f)
+		}
+		if err := req.Send(msg, false); err != nil {
+			t.Fatal(err)
+		}
+		got, _, err := req.Recv(0, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	if got := ask("0.9", "id1", "d", "", "", "NULL"); string(got[1]) != "id1" || string(got[2]) != "500" {
+		t.Fatalf("bad version: %q", got)
+	}
+	if got := ask("1.0", "id2"); string(got[1]) != "id2" || string(got[2]) != "500" {
+		t.Fatalf("short: %q", got)
+	}
+	key := string(make([]byte, 32))
+	got := ask("1.0", "id3", "d", "1.2.3.4", "", "CURVE", key)
+	if string(got[0]) != "1.0" || string(got[1]) != "id3" || string(got[2]) != "200" || string(got[4]) != (Key{}).String() {
+		t.Fatalf("allow-any: %q", got)
+	}
+	req.Close()
+	h.Stop()
+	zctx.Term()
+}

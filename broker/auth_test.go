@@ -1,0 +1,468 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/majordomo-go/majordomo/auth"
+	"github.com/majordomo-go/majordomo/internal/transport"
+	"github.com/majordomo-go/majordomo/mdp"
+)
+
+// pki is a throw-away certificate store for one test: the broker's
+// certificate, an allow-list directory and the peers' certificates.
+type pki struct {
+	t      testing.TB
+	server *auth.Cert
+	allow  string
+	certs  map[string]*auth.Cert
+}
+
+func newPKI(t testing.TB, admitted ...string) *pki {
+	t.Helper()
+	if !transport.HasCurve() {
+		t.Skip("libzmq without CURVE")
+	}
+	p := &pki{t: t, allow: filepath.Join(t.TempDir(), "allow"), certs: map[string]*auth.Cert{}}
+	if err := os.Mkdir(p.allow, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var err error
+	if p.server, err = auth.NewCert("name", "broker"); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range admitted {
+		p.admit(p.cert(name))
+	}
+	return p
+}
+
+// cert returns the certificate called name, making it on first use.
+func (p *pki) cert(name string) *auth.Cert {
+	if c := p.certs[name]; c != nil {
+		return c
+	}
+	c, err := auth.NewCert("name", name)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	p.certs[name] = c
+	return c
+}
+
+// admit puts c's public certificate in the allow-list directory.
+func (p *pki) admit(c *auth.Cert) {
+	if err := c.PublicOnly().SavePublic(filepath.Join(p.allow, c.Name())); err != nil {
+		p.t.Fatal(err)
+	}
+}
+
+// security returns a broker Security with the allow-list and, if policy is
+// not empty, that policy.
+func (p *pki) security(policy string) *Security {
+	p.t.Helper()
+	a, err := auth.NewAuthenticator(auth.Config{CurveAllowDir: p.allow, Logger: quietLogger()})
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	s := &Security{CurveCert: p.server, Authenticator: a}
+	if policy != "" {
+		path := filepath.Join(p.t.TempDir(), "policy")
+		if err := os.WriteFile(path, []byte(policy), 0o644); err != nil {
+			p.t.Fatal(err)
+		}
+		z, err := auth.NewAuthorizer(path, a, quietLogger())
+		if err != nil {
+			p.t.Fatal(err)
+		}
+		s.Authorizer = z
+	}
+	return s
+}
+
+// curve is the transport security of a peer with certificate c.
+func (p *pki) curve(c *auth.Cert) *transport.Security {
+	sec, _ := c.Secret()
+	return &transport.Security{Mechanism: transport.Curve, PublicKey: c.Public[:], SecretKey: sec[:],
+		ServerKey: p.server.Public[:]}
+}
+
+func quietLogger() *slog.Logger { return fastConfig().Logger }
+
+func hasService(b *testBroker, name string) bool {
+	for _, s := range b.Status().Services {
+		if s.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// newSecurePeer is newPeer with a security mechanism.
+func newSecurePeer(t *testing.T, ep string, sec *transport.Security) *peer {
+	t.Helper()
+	ctx, err := transport.NewContext()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := ctx.NewSocket(transport.Dealer, transport.Options{Security: sec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Connect(ep); err != nil {
+		t.Fatal(err)
+	}
+	p := &peer{t: t, ctx: ctx, sock: s}
+	t.Cleanup(p.close)
+	return p
+}
+
+// secureConfig is fastConfig with a heartbeat slow enough that the raw
+// peers of these tests, which do not heartbeat, stay registered.
+func secureConfig(sec *Security) Config {
+	cfg := fastConfig()
+	cfg.HeartbeatInterval = time.Second
+	cfg.Security = sec
+	return cfg
+}
+
+func secureBroker(t *testing.T, sec *Security) *testBroker {
+	return startBroker(t, secureConfig(sec))
+}
+
+func TestCurveAllowedPeersWork(t *testing.T) {
+	p := newPKI(t, "client", "worker")
+	b := secureBroker(t, p.security(""))
+	w := newSecurePeer(t, b.ep, p.curve(p.cert("worker")))
+	w.ready(mdp.V1, "echo")
+	waitWorkers(t, b, 1)
+	c := newSecurePeer(t, b.ep, p.curve(p.cert("client")))
+	c.request(mdp.V1, "echo", "hello")
+	client, body := w.getRequest(2 * time.Second)
+	w.reply(mdp.V1, mdp.Final, client, string(body[0]))
+	if _, got := c.getReply(2*time.Second, mdp.V1, mdp.Final); !eq(got, "hello") {
+		t.Fatalf("reply %q", got)
+	}
+	if s := b.AuthStats(); s.Accepted < 2 || s.TotalRefused() != 0 {
+		t.Fatalf("auth stats %+v", s)
+	}
+}
+
+func TestCurveUnknownKeyNeverGetsIn(t *testing.T) {
+	p := newPKI(t, "client", "worker")
+	b := secureBroker(t, p.security(""))
+	w := newSecurePeer(t, b.ep, p.curve(p.cert("worker")))
+	w.ready(mdp.V1, "echo")
+	waitWorkers(t, b, 1)
+
+	// An unknown key, a peer without CURVE, and a peer that has the wrong
+	// server key: none completes the handshake.
+	intruder := newSecurePeer(t, b.ep, p.curve(p.cert("intruder")))
+	intruder.request(mdp.V1, "echo", "let me in")
+	plain := newPeer(t, b.ep)
+	plain.request(mdp.V1, "echo", "me too")
+	wrongServer := p.curve(p.cert("client"))
+	other, _ := auth.NewCert()
+	wrongServer.ServerKey = other.Public[:]
+	confused := newSecurePeer(t, b.ep, wrongServer)
+	confused.request(mdp.V1, "echo", "and me")
+
+	// Meanwhile an admitted client is served, repeatedly.
+	c := newSecurePeer(t, b.ep, p.curve(p.cert("client")))
+	for i := 0; i < 3; i++ {
+		c.request(mdp.V1, "echo", "ok")
+		client, body := w.getRequest(2 * time.Second)
+		if string(body[0]) != "ok" {
+			t.Fatalf("worker got %q", body)
+		}
+		w.reply(mdp.V1, mdp.Final, client, "ok")
+		c.getReply(2*time.Second, mdp.V1, mdp.Final)
+	}
+	w.expectNothing(300 * time.Millisecond)
+	intruder.expectNothing(10 * time.Millisecond)
+	deadline := time.Now().Add(5 * time.Second)
+	for b.AuthStats().RefusedBy(auth.RefusedUnknownKey) == 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if s := b.AuthStats(); s.RefusedBy(auth.RefusedUnknownKey) == 0 {
+		t.Fatalf("refusal not counted: %+v", s)
+	}
+	if s := b.Stats(); s.Requests != 3 {
+		t.Fatalf("broker saw %d requests, want the 3 admitted ones", s.Requests)
+	}
+}
+
+const testPolicy = `
+# The worker "wa" may serve a only, "wb" may serve b; the client may call a.
+wa      register  a
+wb      register  b
+client  call      a
+admin   call      *
+`
+
+func TestWorkerMayNotRegisterOtherService(t *testing.T) {
+	p := newPKI(t, "wa", "client")
+	b := secureBroker(t, p.security(testPolicy))
+	w := newSecurePeer(t, b.ep, p.curve(p.cert("wa")))
+	w.ready(mdp.V1, "b")
+	w.expectDisconnect(2 * time.Second)
+	s := b.Stats()
+	if s.RemovedBy(RemovedUnauthorized) != 1 || s.DroppedBy(DropUnauthorizedReady) != 1 || s.Workers != 0 {
+		t.Fatalf("stats %+v", s)
+	}
+	if hasService(b, "b") {
+		t.Fatal("refused READY created the service")
+	}
+	// On a new socket, as 7/MDP requires after DISCONNECT, "a" is fine.
+	w2 := newSecurePeer(t, b.ep, p.curve(p.cert("wa")))
+	w2.ready(mdp.V2, "a")
+	waitWorkers(t, b, 1)
+	w2.expectNothing(150 * time.Millisecond)
+}
+
+func TestClientMayNotCallOtherService(t *testing.T) {
+	p := newPKI(t, "wa", "wb", "client", "admin")
+	b := secureBroker(t, p.security(testPolicy))
+	wa := newSecurePeer(t, b.ep, p.curve(p.cert("wa")))
+	wa.ready(mdp.V1, "a")
+	wb := newSecurePeer(t, b.ep, p.curve(p.cert("wb")))
+	wb.ready(mdp.V1, "b")
+	waitWorkers(t, b, 2)
+
+	c := newSecurePeer(t, b.ep, p.curve(p.cert("client")))
+	c.request(mdp.V1, "b", "secret")
+	c.expectNothing(300 * time.Millisecond)
+	wb.expectNothing(10 * time.Millisecond)
+	if s := b.Stats(); s.DroppedBy(DropUnauthorizedCall) != 1 {
+		t.Fatalf("stats %+v", s)
+	}
+	// The same client may call a, and an admin may call b.
+	c.request(mdp.V1, "a", "fine")
+	client, _ := wa.getRequest(2 * time.Second)
+	wa.reply(mdp.V1, mdp.Final, client, "done")
+	c.getReply(2*time.Second, mdp.V1, mdp.Final)
+	admin := newSecurePeer(t, b.ep, p.curve(p.cert("admin")))
+	admin.request(mdp.V2, "b", "x")
+	client, _ = wb.getRequest(2 * time.Second)
+	wb.reply(mdp.V1, mdp.Final, client, "y")
+	admin.getReply(2*time.Second, mdp.V2, mdp.Final)
+	if !hasService(b, "b") {
+		t.Fatal("service b missing")
+	}
+}
+
+func TestMMIRespectsPolicy(t *testing.T) {
+	p := newPKI(t, "wa", "wb", "client", "admin")
+	b := secureBroker(t, p.security(testPolicy))
+	for _, w := range []string{"wa", "wb"} {
+		newSecurePeer(t, b.ep, p.curve(p.cert(w))).ready(mdp.V1, w[1:])
+	}
+	waitWorkers(t, b, 2)
+	ask := func(who, service string, body ...string) []string {
+		c := newSecurePeer(t, b.ep, p.curve(p.cert(who)))
+		c.request(mdp.V1, service, body...)
+		_, got := c.getReply(2*time.Second, mdp.V1, mdp.Final)
+		return got
+	}
+	if got := ask("client", "mmi.services", ""); !eq(got, "200", "a") {
+		t.Fatalf("client sees %q", got)
+	}
+	if got := ask("admin", "mmi.services", ""); !eq(got, "200", "a", "b") {
+		t.Fatalf("admin sees %q", got)
+	}
+	if got := ask("client", "mmi.service", "b"); !eq(got, "404") {
+		t.Fatalf("mmi.service b for client: %q", got)
+	}
+	if got := ask("client", "mmi.service", "a"); !eq(got, "200") {
+		t.Fatalf("mmi.service a for client: %q", got)
+	}
+	if got := ask("client", "mmi.workers", "b"); !eq(got, "404") {
+		t.Fatalf("mmi.workers b for client: %q", got)
+	}
+	// A worker sees the service it may register.
+	if got := ask("wb", "mmi.service", "b"); !eq(got, "200") {
+		t.Fatalf("mmi.service b for its worker: %q", got)
+	}
+}
+
+func TestReloadAdmitsNewKeyWithoutDroppingPeers(t *testing.T) {
+	p := newPKI(t, "client", "worker")
+	b := secureBroker(t, p.security(""))
+	w := newSecurePeer(t, b.ep, p.curve(p.cert("worker")))
+	w.ready(mdp.V1, "echo")
+	waitWorkers(t, b, 1)
+	c := newSecurePeer(t, b.ep, p.curve(p.cert("client")))
+	roundTrip := func(c *peer) {
+		t.Helper()
+		c.request(mdp.V1, "echo", "x")
+		client, _ := w.getRequest(2 * time.Second)
+		w.reply(mdp.V1, mdp.Final, client, "x")
+		c.getReply(2*time.Second, mdp.V1, mdp.Final)
+	}
+	roundTrip(c)
+	late := newSecurePeer(t, b.ep, p.curve(p.cert("late")))
+	late.request(mdp.V1, "echo", "x")
+	w.expectNothing(200 * time.Millisecond)
+
+	p.admit(p.cert("late"))
+	if err := b.ReloadSecurity(); err != nil {
+		t.Fatal(err)
+	}
+	// A refused client does not retry the handshake on the same socket
+	// (26/CurveZMQ: the client "SHALL NOT try to reconnect using the same
+	// credentials"); a new socket, as Lazy Pirate opens, is admitted.
+	late = newSecurePeer(t, b.ep, p.curve(p.cert("late")))
+	late.request(mdp.V1, "echo", "x")
+	client, _ := w.getRequest(5 * time.Second)
+	w.reply(mdp.V1, mdp.Final, client, "welcome")
+	late.getReply(2*time.Second, mdp.V1, mdp.Final)
+	// The peers connected before the reload were not disturbed.
+	roundTrip(c)
+	s := b.Stats()
+	if s.Registered != 1 || s.Workers != 1 || s.Removed != ([numRemoveReasons]uint64{}) {
+		t.Fatalf("stats after reload %+v", s)
+	}
+	if a := b.AuthStats(); a.Reloads != 1 || a.Keys != 3 {
+		t.Fatalf("auth stats %+v", a)
+	}
+}
+
+func TestPlainEndpoints(t *testing.T) {
+	p := newPKI(t, "worker")
+	pw := filepath.Join(t.TempDir(), "passwords")
+	os.WriteFile(pw, []byte("ops=right\n"), 0o600)
+	a, err := auth.NewAuthenticator(auth.Config{CurveAllowDir: p.allow, PasswordFile: pw, Logger: quietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := startBroker(t, secureConfig(&Security{CurveCert: p.server, Authenticator: a,
+		PlainEndpoints: []string{"tcp://127.0.0.1:*"}}))
+	eps := b.Endpoints()
+	if len(eps) != 2 {
+		t.Fatalf("endpoints %v", eps)
+	}
+	w := newSecurePeer(t, eps[0], p.curve(p.cert("worker")))
+	w.ready(mdp.V1, "echo")
+	waitWorkers(t, b, 1)
+
+	wrong := newSecurePeer(t, eps[1], &transport.Security{Mechanism: transport.Plain, Username: "ops", Password: "wrong"})
+	wrong.request(mdp.V1, "echo", "x")
+	// CURVE credentials on the PLAIN endpoint fail too.
+	mismatch := newSecurePeer(t, eps[1], p.curve(p.cert("worker")))
+	mismatch.request(mdp.V1, "echo", "x")
+	w.expectNothing(300 * time.Millisecond)
+	deadline := time.Now().Add(5 * time.Second)
+	for b.AuthStats().RefusedBy(auth.RefusedBadPassword) == 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if b.AuthStats().RefusedBy(auth.RefusedBadPassword) == 0 {
+		t.Fatalf("wrong password not refused: %+v", b.AuthStats())
+	}
+
+	right := newSecurePeer(t, eps[1], &transport.Security{Mechanism: transport.Plain, Username: "ops", Password: "right"})
+	right.request(mdp.V1, "echo", "x")
+	client, _ := w.getRequest(2 * time.Second)
+	w.reply(mdp.V1, mdp.Final, client, "y")
+	right.getReply(2*time.Second, mdp.V1, mdp.Final)
+}
+
+func TestSecurityConfigErrors(t *testing.T) {
+	p := newPKI(t)
+	a, _ := auth.NewAuthenticator(auth.Config{CurveAllowDir: p.allow, Logger: quietLogger()})
+	plainOnly, _ := auth.NewAuthenticator(auth.Config{DenyIPs: []string{"10.0.0.1"}, Logger: quietLogger()})
+	for name, sec := range map[string]*Security{
+		"no authenticator":     {CurveCert: p.server},
+		"public cert":          {CurveCert: p.server.PublicOnly(), Authenticator: a},
+		"plain without pw":     {CurveCert: p.server, Authenticator: a, PlainEndpoints: []string{"tcp://127.0.0.1:*"}},
+		"policy without ident": {Authenticator: plainOnly, Authorizer: auth.NewAuthorizerFrom(&auth.Policy{}, nil)},
+	} {
+		cfg := fastConfig()
+		cfg.Security = sec
+		if b, err := New(cfg); err == nil {
+			b.Close()
+			t.Errorf("%s: accepted", name)
+		} else if !strings.Contains(err.Error(), "security") {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}
+
+// TestIPFilterOnNullEndpoints: without CURVE, an Authenticator with IP
+// lists still filters peers by address.
+func TestIPFilterOnNullEndpoints(t *testing.T) {
+	a, err := auth.NewAuthenticator(auth.Config{DenyIPs: []string{"127.0.0.1"}, Logger: quietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := fastConfig()
+	cfg.Security = &Security{Authenticator: a}
+	b := startBroker(t, cfg)
+	c := newPeer(t, b.ep)
+	c.request(mdp.V1, "mmi.service", "echo")
+	c.expectNothing(300 * time.Millisecond)
+	if a.Stats().RefusedBy(auth.RefusedAddressDenied) == 0 {
+		t.Fatalf("stats %+v", a.Stats())
+	}
+	_ = context.Background
+}
+
+// TestLoadSecurity is what mdbroker does with its flags: every problem is
+// one line wrapping ErrConfig (exit status 2), naming the file.
+func TestLoadSecurity(t *testing.T) {
+	p := newPKI(t, "client")
+	dir := t.TempDir()
+	key := filepath.Join(dir, "broker")
+	if err := p.server.Save(key); err != nil {
+		t.Fatal(err)
+	}
+	secret := key + auth.SecretSuffix
+	policy := filepath.Join(dir, "policy")
+	os.WriteFile(policy, []byte("client call *\n"), 0o644)
+	malformed := filepath.Join(dir, "malformed")
+	os.WriteFile(malformed, []byte("curve\n    public-key = \"short\"\n"), 0o600)
+	badPolicy := filepath.Join(dir, "bad-policy")
+	os.WriteFile(badPolicy, []byte("client fly *\n"), 0o644)
+
+	if s, err := LoadSecurity(SecurityFiles{}, quietLogger()); s != nil || err != nil {
+		t.Fatalf("no files: %v %v", s, err)
+	}
+	for _, tc := range []struct {
+		f    SecurityFiles
+		want string
+	}{
+		{SecurityFiles{CurveSecretKey: filepath.Join(dir, "missing")}, "missing"},
+		{SecurityFiles{CurveSecretKey: malformed}, "malformed:2"},
+		{SecurityFiles{CurveSecretKey: key}, "no secret-key"},
+		{SecurityFiles{CurveSecretKey: secret, CurveAllow: filepath.Join(dir, "nodir")}, "nodir"},
+		{SecurityFiles{CurveSecretKey: secret, CurveAllow: p.allow, Policy: badPolicy}, "bad-policy:1"},
+		{SecurityFiles{CurveAllow: p.allow}, "needs --curve-secret-key"},
+		{SecurityFiles{Policy: policy}, "policy"},
+	} {
+		_, err := LoadSecurity(tc.f, quietLogger())
+		if err == nil || !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "\n") {
+			t.Errorf("%+v: %v; want one line with %q wrapping ErrConfig", tc.f, err, tc.want)
+		}
+	}
+	os.Chmod(secret, 0o640)
+	_, err := LoadSecurity(SecurityFiles{CurveSecretKey: secret, CurveAllow: p.allow}, quietLogger())
+	if !errors.Is(err, auth.ErrPermissions) || !errors.Is(err, ErrConfig) {
+		t.Fatalf("group-readable secret key: %v", err)
+	}
+	os.Chmod(secret, 0o600)
+	sec, err := LoadSecurity(SecurityFiles{CurveSecretKey: secret, CurveAllow: p.allow, Policy: policy}, quietLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := secureBroker(t, sec)
+	c := newSecurePeer(t, b.ep, p.curve(p.cert("client")))
+	c.request(mdp.V1, "mmi.service", "x")
+	if _, got := c.getReply(2*time.Second, mdp.V1, mdp.Final); !eq(got, "404") {
+		t.Fatalf("mmi.service: %q", got)
+	}
+}
