@@ -50,7 +50,29 @@ type Config struct {
 	HTTP               string        // http: listen address of the operations server; "" is off.
 	DrainTimeout       time.Duration // drain-timeout
 	MetricsMaxServices int           // metrics-max-services
+	CurveSecretKey     string        // curve-secret-key
+	CurveAllow         string        // curve-allow
+	Policy             string        // policy
+	PlainPasswords     string        // plain-passwords
+	PlainEndpoints     []string      // plain-endpoint
+	AllowIPs           []string      // allow-ip
+	DenyIPs            []string      // deny-ip
 }
+
+// Security returns the files and lists the broker's security is read from.
+func (c Config) Security() broker.SecurityFiles {
+	return broker.SecurityFiles{CurveSecretKey: c.CurveSecretKey, CurveAllow: c.CurveAllow,
+		Policy: c.Policy, PlainPasswords: c.PlainPasswords, PlainEndpoints: c.PlainEndpoints,
+		AllowIPs: c.AllowIPs, DenyIPs: c.DenyIPs}
+}
+
+// securitySettings are the settings whose paths need a restart; the files'
+// contents are re-read on SIGHUP by Broker.ReloadSecurity.
+var securitySettings = []string{"curve-secret-key", "curve-allow", "policy", "plain-passwords",
+	"plain-endpoint", "allow-ip", "deny-ip"}
+
+// SecuritySettings lists the names of the security settings.
+func SecuritySettings() []string { return append([]string(nil), securitySettings...) }
 
 // Defaults returns the configuration used when nothing is set.
 func Defaults() Config {

@@ -76,6 +76,20 @@ var settings = []*setting{
 		field: func(c *Config) any { return &c.DrainTimeout }, check: minDuration(0)},
 	{name: "metrics-max-services", kind: kInt, reload: true, usage: `services with a label of their own in /metrics; the rest are summed under service="_other"`,
 		field: func(c *Config) any { return &c.MetricsMaxServices }, check: minInt(0)},
+	{name: "curve-secret-key", kind: kString, usage: "the broker's secret CURVE certificate (czmq format, mode 0600): every endpoint speaks CURVE",
+		field: func(c *Config) any { return &c.CurveSecretKey }},
+	{name: "curve-allow", kind: kString, usage: "directory of the public certificates of admitted clients and workers, re-read on SIGHUP; without it any key is admitted",
+		field: func(c *Config) any { return &c.CurveAllow }},
+	{name: "policy", kind: kString, usage: "authorization policy file: which services each identity may call and register; re-read on SIGHUP",
+		field: func(c *Config) any { return &c.Policy }},
+	{name: "plain-passwords", kind: kString, usage: "PLAIN username=password file (mode 0600), re-read on SIGHUP; insecure: trusted networks only",
+		field: func(c *Config) any { return &c.PlainPasswords }},
+	{name: "plain-endpoint", kind: kList, usage: "endpoint speaking PLAIN next to the CURVE ones; repeat the flag",
+		field: func(c *Config) any { return &c.PlainEndpoints }, check: checkOptionalEndpoints},
+	{name: "allow-ip", kind: kList, usage: "admit only these addresses or CIDR prefixes (all mechanisms)",
+		field: func(c *Config) any { return &c.AllowIPs }},
+	{name: "deny-ip", kind: kList, usage: "refuse these addresses or CIDR prefixes",
+		field: func(c *Config) any { return &c.DenyIPs }},
 }
 
 // lookup finds a setting by name.
@@ -299,6 +313,14 @@ func minDuration(min time.Duration) func(any) error {
 		}
 		return nil
 	}
+}
+
+// checkOptionalEndpoints is checkEndpoints for a list that may be empty.
+func checkOptionalEndpoints(v any) error {
+	if len(v.([]string)) == 0 {
+		return nil
+	}
+	return checkEndpoints(v)
 }
 
 func checkEndpoints(v any) error {

@@ -46,7 +46,16 @@ func serve(l *config.Loaded, stderr io.Writer, sigs <-chan os.Signal, reload fun
 	if l.File != "" {
 		d.log.Info("configuration loaded", "file", l.File)
 	}
-	b, err := broker.New(l.Config.Broker(d.log))
+	bcfg := l.Config.Broker(d.log)
+	// One line naming the file, exit status 2: a missing or malformed key, a
+	// secret key or password file readable by group or other, a bad policy.
+	sec, err := broker.LoadSecurity(l.Config.Security(), d.log)
+	if err != nil {
+		fmt.Fprintf(stderr, "mdbroker: %v\n", err)
+		return 2
+	}
+	bcfg.Security = sec
+	b, err := broker.New(bcfg)
 	if err != nil {
 		fmt.Fprintf(stderr, "mdbroker: %v\n", err)
 		if errors.Is(err, broker.ErrConfig) {
@@ -140,6 +149,11 @@ func (d *daemon) reloadConfig() {
 		return
 	}
 	next := l.Config
+	// Allow-list, passwords and policy are re-read without dropping
+	// connected peers; their paths need a restart.
+	if err := d.b.ReloadSecurity(); err != nil {
+		d.log.Error("security reload failed; previous keys, passwords and policy kept", "error", err)
+	}
 	changed, restart, err := d.b.Reload(next.Broker(d.log))
 	if err != nil {
 		d.log.Error("reload failed; configuration unchanged", "error", err)
@@ -160,7 +174,7 @@ func (d *daemon) reloadConfig() {
 	if diff("metrics-max-services") && d.http != nil {
 		d.http.SetMetricsMaxServices(next.MetricsMaxServices)
 	}
-	for _, name := range []string{"log-json", "http"} {
+	for _, name := range append([]string{"log-json", "http"}, config.SecuritySettings()...) {
 		if config.Format(old, name) != config.Format(next, name) {
 			restart = append(restart, name)
 		}
@@ -168,6 +182,9 @@ func (d *daemon) reloadConfig() {
 	// What needs a restart keeps running as it is.
 	next.Endpoints, next.MaxFrameSize = old.Endpoints, old.MaxFrameSize
 	next.LogJSON, next.HTTP = old.LogJSON, old.HTTP
+	next.CurveSecretKey, next.CurveAllow, next.Policy = old.CurveSecretKey, old.CurveAllow, old.Policy
+	next.PlainPasswords, next.PlainEndpoints = old.PlainPasswords, old.PlainEndpoints
+	next.AllowIPs, next.DenyIPs = old.AllowIPs, old.DenyIPs
 	d.cfg = next
 	if len(changed) == 0 && len(restart) == 0 {
 		d.log.Info("configuration reloaded: nothing changed", "file", l.File)
