@@ -52,6 +52,7 @@ type Broker struct {
 	workers     map[string]*worker
 	services    map[string]*service
 	queuedBytes int64
+	inflight    map[string]int // Outstanding requests per client identity.
 	stats       Stats
 	out         [][]byte // Scratch frame list for sends.
 	now         time.Time
@@ -107,6 +108,7 @@ func New(cfg Config) (*Broker, error) {
 		done:       make(chan struct{}),
 		workers:    make(map[string]*worker),
 		services:   make(map[string]*service),
+		inflight:   make(map[string]int),
 		expiredLog: make(map[string]int),
 		sec:        sec,
 	}
@@ -400,6 +402,42 @@ func (b *Broker) drop(r DropReason, msg string, args ...any) {
 	}
 }
 
+// dropFor counts a request for svc dropped before it was accepted.
+func (b *Broker) dropFor(svc *service, r DropReason, msg string, args ...any) {
+	svc.counters.droppedBy[r]++
+	b.drop(r, msg, args...)
+}
+
+// dropRequest drops an accepted request, counting it broker-wide and for its
+// service, and releases its place in its client's in-flight count.
+func (b *Broker) dropRequest(req *request, r DropReason, msg string, args ...any) {
+	b.dropFor(req.service, r, msg, args...)
+	b.release(req)
+}
+
+// accept takes a place for req in its client's in-flight count, or reports
+// false when the client is at Config.MaxClientInFlight.
+func (b *Broker) accept(req *request) bool {
+	key := string(req.client)
+	n := b.inflight[key]
+	if n >= b.cfg.MaxClientInFlight {
+		return false
+	}
+	b.inflight[key] = n + 1
+	return true
+}
+
+// release gives back req's place: every accepted request passes here exactly
+// once, when it is answered or dropped.
+func (b *Broker) release(req *request) {
+	key := string(req.client)
+	if n := b.inflight[key]; n > 1 {
+		b.inflight[key] = n - 1
+	} else {
+		delete(b.inflight, key)
+	}
+}
+
 // send writes b.out to the socket without blocking.
 func (b *Broker) send() error {
 	return b.sock.Send(b.out, true)
@@ -432,8 +470,9 @@ func (b *Broker) shutdown() {
 		for svc.queued > 0 {
 			r := svc.dequeue()
 			b.queuedBytes -= r.size
-			svc.counters.dropped++
+			svc.counters.droppedBy[DropShutdown]++
 			b.stats.Dropped[DropShutdown]++
+			b.release(r)
 			lost++
 		}
 	}

@@ -43,6 +43,10 @@ func (b *Broker) clientRequest(sender []byte, m *mdp.Message) {
 		r.size += int64(len(f))
 	}
 	if svc.idle.len() > 0 && svc.queued == 0 && !b.draining {
+		if !b.accept(r) {
+			b.dropFor(svc, DropClientInFlight, "client has too many requests in flight", "client", printable(sender))
+			return
+		}
 		b.deliver(svc.idle.popFront(), r)
 		return
 	}
@@ -50,13 +54,15 @@ func (b *Broker) clientRequest(sender []byte, m *mdp.Message) {
 	// has been registered" — within bounds, so that no client can exhaust
 	// the broker's memory.
 	if svc.queued >= b.cfg.MaxQueue {
-		svc.counters.dropped++
-		b.drop(DropQueueFull, "service queue full", "service", svc.name)
+		b.dropFor(svc, DropQueueFull, "service queue full", "service", svc.name)
 		return
 	}
 	if b.queuedBytes+r.size > b.cfg.MaxQueuedBytes {
-		svc.counters.dropped++
-		b.drop(DropQueueBytes, "queued bytes limit reached", "service", svc.name)
+		b.dropFor(svc, DropQueueBytes, "queued bytes limit reached", "service", svc.name)
+		return
+	}
+	if !b.accept(r) {
+		b.dropFor(svc, DropClientInFlight, "client has too many requests in flight", "client", printable(sender))
 		return
 	}
 	svc.enqueue(r, false)
@@ -66,26 +72,37 @@ func (b *Broker) clientRequest(sender []byte, m *mdp.Message) {
 
 // replyToClient sends a PARTIAL or FINAL for r to its client in the client's
 // own protocol version; for a 0.1 client FINAL is the REPLY.
+// A reply that cannot be sent is counted for r's service.
 func (b *Broker) replyToClient(r *request, cmd mdp.Command, service []byte, body [][]byte) bool {
 	msg := mdp.Message{Version: r.version, Role: mdp.RoleClient, Command: cmd,
 		Service: service, Body: body, Delimited: r.delimited}
-	return b.sendClient(r.client, &msg)
+	ok, why := b.sendClient(r.client, &msg)
+	if !ok {
+		r.service.counters.droppedBy[why]++
+	}
+	return ok
 }
 
-func (b *Broker) sendClient(id []byte, msg *mdp.Message) bool {
+// sendClient sends msg to a client without blocking; on failure it counts
+// the drop broker-wide and says why.
+func (b *Broker) sendClient(id []byte, msg *mdp.Message) (bool, DropReason) {
 	err := b.sendTo(id, msg)
+	var why DropReason
 	switch {
 	case err == nil:
-		return true
+		return true, 0
 	case errors.Is(err, transport.ErrUnroutable):
-		b.drop(DropReplyUnroutable, "client gone", "client", printable(id))
+		why = DropReplyUnroutable
+		b.drop(why, "client gone", "client", printable(id))
 	case errors.Is(err, transport.ErrAgain):
-		b.drop(DropReplyBlocked, "client not reading", "client", printable(id))
+		why = DropReplyBlocked
+		b.drop(why, "client not reading", "client", printable(id))
 	default:
+		why = DropReplyBlocked
 		b.log.Error("reply not sent", "client", printable(id), "error", err.Error())
-		b.drop(DropReplyBlocked, "reply not sent", "client", printable(id))
+		b.drop(why, "reply not sent", "client", printable(id))
 	}
-	return false
+	return false, why
 }
 
 // service finds or creates a service, or returns nil when MaxServices would
@@ -125,6 +142,7 @@ func (b *Broker) evictService() bool {
 		r := victim.dequeue()
 		b.queuedBytes -= r.size
 		b.stats.Dropped[DropTooManyServices]++
+		b.release(r)
 	}
 	delete(b.services, victim.name)
 	return true
@@ -154,6 +172,8 @@ func (b *Broker) housekeep() {
 		svc.expire(cutoff, func(r *request) {
 			b.queuedBytes -= r.size
 			b.stats.Dropped[DropExpired]++
+			svc.counters.droppedBy[DropExpired]++
+			b.release(r)
 			b.expiredLog[name]++
 		})
 		if svc.workers > 0 || svc.queued > 0 {

@@ -22,6 +22,7 @@ const (
 	DefaultMaxAttempts       = 3
 	DefaultMaxFrames         = 1024
 	DefaultMaxFrameSize      = 64 << 20
+	DefaultMaxClientInFlight = 10000
 )
 
 // Config holds a broker's settings. The zero value of every field but
@@ -57,6 +58,10 @@ type Config struct {
 	// DisableRedelivery drops a request held by a worker that dies instead
 	// of handing it to another worker.
 	DisableRedelivery bool
+	// MaxClientInFlight bounds the requests one client may have outstanding
+	// (queued or held by a worker); beyond it new requests from that client
+	// are dropped and counted, so that one client cannot fill every queue.
+	MaxClientInFlight int
 	// MaxFrames is the most frames accepted in one message; longer messages
 	// are dropped and counted.
 	MaxFrames int
@@ -102,6 +107,9 @@ func (c Config) withDefaults() Config {
 	if c.MaxAttempts == 0 {
 		c.MaxAttempts = DefaultMaxAttempts
 	}
+	if c.MaxClientInFlight == 0 {
+		c.MaxClientInFlight = DefaultMaxClientInFlight
+	}
 	if c.MaxFrames == 0 {
 		c.MaxFrames = DefaultMaxFrames
 	}
@@ -142,6 +150,8 @@ func (c Config) Validate() error {
 		return bad("service-ttl", c.ServiceTTL, "must not be negative")
 	case c.MaxAttempts < 1:
 		return bad("max-attempts", c.MaxAttempts, "must be at least 1")
+	case c.MaxClientInFlight < 1:
+		return bad("max-client-in-flight", c.MaxClientInFlight, "must be at least 1")
 	case c.MaxFrames < 4:
 		return bad("max-frames", c.MaxFrames, "must be at least 4")
 	case c.MaxFrameSize < 64:

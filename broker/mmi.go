@@ -57,7 +57,7 @@ func (b *Broker) mmi(sender []byte, m *mdp.Message) {
 	}
 	msg := mdp.Message{Version: m.Version, Role: mdp.RoleClient, Command: mdp.Final,
 		Service: m.Service, Body: body, Delimited: m.Delimited}
-	if b.sendClient(sender, &msg) {
+	if ok, _ := b.sendClient(sender, &msg); ok {
 		b.stats.Replies++
 	}
 }

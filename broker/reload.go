@@ -33,6 +33,7 @@ func (b *Broker) Reload(cfg Config) (changed, restart []string, err error) {
 		diff("max-attempts", old.MaxAttempts, cfg.MaxAttempts)
 		diff("no-redelivery", old.DisableRedelivery, cfg.DisableRedelivery)
 		diff("max-frames", old.MaxFrames, cfg.MaxFrames)
+		diff("max-client-in-flight", old.MaxClientInFlight, cfg.MaxClientInFlight)
 		if !slices.Equal(old.Endpoints, cfg.Endpoints) {
 			restart = append(restart, "endpoint")
 		}

@@ -30,6 +30,7 @@ const (
 	DropPartialToV1                         // A 0.2 PARTIAL for a 0.1 client, which gets only the FINAL.
 	DropMMIWorker                           // A worker tried to register an mmi.* service.
 	DropShutdown                            // Still queued when the broker stopped.
+	DropClientInFlight                      // The client already had Config.MaxClientInFlight requests outstanding.
 	DropUnauthorizedCall                    // A request for a service the client may not call (Security.Authorizer).
 	DropUnauthorizedReady                   // A READY for a service the worker may not serve (answered with DISCONNECT).
 	numDropReasons
@@ -40,7 +41,7 @@ var dropNames = [numDropReasons]string{
 	"service", "envelope", "too_many_frames", "unexpected", "queue_full",
 	"queue_bytes", "too_many_services", "expired", "attempts_exhausted",
 	"worker_lost", "reply_unroutable", "reply_blocked", "partial_to_v1",
-	"mmi_worker", "shutdown", "unauthorized_call", "unauthorized_ready",
+	"mmi_worker", "shutdown", "unauthorized_call", "unauthorized_ready", "client_in_flight",
 }
 
 // String returns the reason's snake_case name, as used in logs and metrics.

@@ -49,10 +49,21 @@ type serviceCounters struct {
 	partials    uint64
 	expired     uint64
 	redelivered uint64
-	dropped     uint64
+	droppedBy   [numDropReasons]uint64
 	queueWait   Histogram
 	serviceTime Histogram
 	everWorker  bool // Has had a worker registered at least once.
+}
+
+// dropped is the total of droppedBy but expiries, which Expired counts.
+func (c *serviceCounters) dropped() uint64 {
+	var n uint64
+	for r, v := range c.droppedBy {
+		if DropReason(r) != DropExpired {
+			n += v
+		}
+	}
+	return n
 }
 
 // ServiceStatus is one service in a Status.
@@ -72,7 +83,10 @@ type ServiceStatus struct {
 	Partials    uint64 // PARTIALs delivered.
 	Expired     uint64 // Requests expired in the queue.
 	Redelivered uint64 // Requests handed to a second or later worker.
-	Dropped     uint64 // Requests dropped for any other reason.
+	Dropped     uint64 // Requests dropped for any reason but expiry.
+	// DroppedBy counts this service's dropped requests by DropReason
+	// (expired ones included).
+	DroppedBy   [numDropReasons]uint64
 	QueueWait   Histogram
 	ServiceTime Histogram
 }
@@ -121,7 +135,7 @@ func (b *Broker) status() Status {
 			Name: s.name, Workers: s.workers, Idle: s.idle.len(), Busy: s.busy,
 			Queued: s.queued, QueuedBytes: s.queuedBytes, Registered: c.everWorker,
 			Requests: c.requests, Replies: c.replies, Partials: c.partials,
-			Expired: c.expired, Redelivered: c.redelivered, Dropped: c.dropped,
+			Expired: c.expired, Redelivered: c.redelivered, Dropped: c.dropped(), DroppedBy: c.droppedBy,
 			QueueWait: c.queueWait.clone(), ServiceTime: c.serviceTime.clone(),
 		})
 	}

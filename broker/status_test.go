@@ -172,3 +172,47 @@ func TestReload(t *testing.T) {
 		t.Fatalf("bad reload: %v", err)
 	}
 }
+
+func TestClientInFlightLimit(t *testing.T) {
+	cfg := fastConfig()
+	cfg.MaxClientInFlight = 2
+	cfg.HeartbeatLiveness = 50
+	b := startBroker(t, cfg)
+	greedy, other := newPeer(t, b.ep), newPeer(t, b.ep)
+	for i := 0; i < 3; i++ {
+		greedy.request(mdp.V1, "slow", "g")
+	}
+	other.request(mdp.V1, "slow", "o")
+	s := waitFor(t, b, "limit", func(s Stats) bool { return s.Dropped[DropClientInFlight] == 1 && s.Queued == 3 })
+	st := b.Status()
+	if st.Services[0].DroppedBy[DropClientInFlight] != 1 || st.Services[0].Dropped != 1 {
+		t.Fatalf("per-service drops %+v", st.Services[0])
+	}
+	// Answers give the places back: after two replies the client may send
+	// two more.
+	w := newPeer(t, b.ep)
+	w.ready(mdp.V1, "slow")
+	for i := 0; i < 3; i++ {
+		addr, _ := w.getRequest(wait)
+		w.reply(mdp.V1, mdp.Final, addr, "ok")
+	}
+	greedy.getReply(wait, mdp.V1, mdp.Final)
+	greedy.getReply(wait, mdp.V1, mdp.Final)
+	other.getReply(wait, mdp.V1, mdp.Final)
+	greedy.request(mdp.V1, "slow", "again")
+	addr, body := w.getRequest(wait)
+	if string(body[0]) != "again" {
+		t.Fatalf("got %q", body)
+	}
+	w.reply(mdp.V1, mdp.Final, addr, "ok")
+	greedy.getReply(wait, mdp.V1, mdp.Final)
+	if got := b.Stats().Dropped[DropClientInFlight]; got != s.Dropped[DropClientInFlight] {
+		t.Fatalf("dropped again: %d", got)
+	}
+	// Nothing outstanding: the per-client table is empty again.
+	var n int
+	b.inLoop(func() { n = len(b.inflight) })
+	if n != 0 {
+		t.Fatalf("in-flight table holds %d clients", n)
+	}
+}

@@ -114,7 +114,7 @@ func (b *Broker) workerReply(w *worker, m *mdp.Message) {
 		if r.version == mdp.V1 {
 			// A 0.1 client takes exactly one reply per request: it gets
 			// the FINAL alone, and the PARTIALs before it are dropped.
-			b.drop(DropPartialToV1, "partial for 0.1 client", "service", w.service.name)
+			b.dropFor(w.service, DropPartialToV1, "partial for 0.1 client", "service", w.service.name)
 			return
 		}
 		if b.replyToClient(r, mdp.Partial, w.service.nameB, m.Body) {
@@ -129,9 +129,8 @@ func (b *Broker) workerReply(w *worker, m *mdp.Message) {
 		b.stats.Replies++
 		c.replies++
 		w.served++
-	} else {
-		c.dropped++
 	}
+	b.release(r)
 	w.req = nil
 	w.service.busy--
 	b.workerIdle(w)
@@ -210,13 +209,11 @@ func (b *Broker) requeue(r *request) {
 	svc := r.service
 	switch {
 	case b.cfg.DisableRedelivery:
-		svc.counters.dropped++
-		b.drop(DropWorkerLost, "request lost with its worker", "service", svc.name)
+		b.dropRequest(r, DropWorkerLost, "request lost with its worker", "service", svc.name)
 		b.log.Warn("request lost with its worker", "service", svc.name, "client", printable(r.client))
 		return
 	case r.attempts >= b.cfg.MaxAttempts:
-		svc.counters.dropped++
-		b.drop(DropAttemptsExhausted, "request attempts exhausted", "service", svc.name)
+		b.dropRequest(r, DropAttemptsExhausted, "request attempts exhausted", "service", svc.name)
 		b.log.Warn("request dropped after repeated worker failures", "service", svc.name,
 			"client", printable(r.client), "attempts", r.attempts)
 		return

@@ -44,6 +44,7 @@ type Config struct {
 	MaxAttempts        int           // max-attempts
 	NoRedelivery       bool          // no-redelivery
 	MaxFrames          int           // max-frames
+	MaxClientInFlight  int           // max-client-in-flight
 	MaxFrameSize       int64         // max-frame-size
 	LogLevel           slog.Level    // log-level
 	LogJSON            bool          // log-json
@@ -87,6 +88,7 @@ func Defaults() Config {
 		ServiceTTL:         broker.DefaultServiceTTL,
 		MaxAttempts:        broker.DefaultMaxAttempts,
 		MaxFrames:          broker.DefaultMaxFrames,
+		MaxClientInFlight:  broker.DefaultMaxClientInFlight,
 		MaxFrameSize:       broker.DefaultMaxFrameSize,
 		LogLevel:           slog.LevelInfo,
 		DrainTimeout:       DefaultDrainTimeout,
@@ -108,6 +110,7 @@ func (c Config) Broker(logger *slog.Logger) broker.Config {
 		MaxAttempts:       c.MaxAttempts,
 		DisableRedelivery: c.NoRedelivery,
 		MaxFrames:         c.MaxFrames,
+		MaxClientInFlight: c.MaxClientInFlight,
 		MaxFrameSize:      c.MaxFrameSize,
 		Logger:            logger,
 	}

@@ -37,7 +37,7 @@ func TestDefaults(t *testing.T) {
 		HeartbeatLiveness: broker.DefaultHeartbeatLiveness, RequestTimeout: broker.DefaultRequestTimeout,
 		MaxQueue: broker.DefaultMaxQueue, MaxQueuedBytes: broker.DefaultMaxQueuedBytes, MaxServices: broker.DefaultMaxServices,
 		ServiceTTL: broker.DefaultServiceTTL, MaxAttempts: broker.DefaultMaxAttempts, MaxFrames: broker.DefaultMaxFrames,
-		MaxFrameSize: broker.DefaultMaxFrameSize}
+		MaxFrameSize: broker.DefaultMaxFrameSize, MaxClientInFlight: broker.DefaultMaxClientInFlight}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("broker config %+v, want %+v", got, want)
 	}

@@ -62,6 +62,8 @@ var settings = []*setting{
 		field: func(c *Config) any { return &c.MaxAttempts }, check: minInt(1)},
 	{name: "no-redelivery", kind: kBool, reload: true, usage: "drop a request whose worker dies instead of redelivering it",
 		field: func(c *Config) any { return &c.NoRedelivery }},
+	{name: "max-client-in-flight", kind: kInt, reload: true, usage: "requests one client may have outstanding (queued or at a worker); more are dropped and counted",
+		field: func(c *Config) any { return &c.MaxClientInFlight }, check: minInt(1)},
 	{name: "max-frames", kind: kInt, reload: true, usage: "frames per message; longer messages are dropped",
 		field: func(c *Config) any { return &c.MaxFrames }, check: minInt(4)},
 	{name: "max-frame-size", kind: kSize, usage: "largest frame accepted (libzmq ZMQ_MAXMSGSIZE); a peer sending more is disconnected",
