@@ -30,9 +30,9 @@ const (
 	DropPartialToV1                         // A 0.2 PARTIAL for a 0.1 client, which gets only the FINAL.
 	DropMMIWorker                           // A worker tried to register an mmi.* service.
 	DropShutdown                            // Still queued when the broker stopped.
-	DropClientInFlight                      // The client already had Config.MaxClientInFlight requests outstanding.
 	DropUnauthorizedCall                    // A request for a service the client may not call (Security.Authorizer).
 	DropUnauthorizedReady                   // A READY for a service the worker may not serve (answered with DISCONNECT).
+	DropClientInFlight                      // The client already had Config.MaxClientInFlight requests outstanding.
 	numDropReasons
 )
 
