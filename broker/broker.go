@@ -40,8 +40,11 @@ type Broker struct {
 	endpoints []string
 
 	calls chan func() // Work other goroutines run on the loop (Stats, Status).
-	stop  chan struct{}
-	done  chan struct{}
+	// tickReset gives the ticker a new period when Reload changes the
+	// heartbeat interval.
+	tickReset chan time.Duration
+	stop      chan struct{}
+	done      chan struct{}
 
 	lifeMu   sync.Mutex // Guards only started/stopOnce, never broker state.
 	started  bool
@@ -104,6 +107,7 @@ func New(cfg Config) (*Broker, error) {
 		zctx:       zctx,
 		sock:       sock,
 		calls:      make(chan func(), 64),
+		tickReset:  make(chan time.Duration, 1),
 		stop:       make(chan struct{}),
 		done:       make(chan struct{}),
 		workers:    make(map[string]*worker),
@@ -159,9 +163,38 @@ func (b *Broker) Run(ctx context.Context) error {
 	// A cancelled context must interrupt the loop's wait, like Close does.
 	stopWake := context.AfterFunc(ctx, b.sock.Wake)
 	defer stopWake()
+	tickDone := make(chan struct{})
+	var ticking sync.WaitGroup
+	ticking.Add(1)
+	period := b.houseInterval() // Read here: b.cfg belongs to the loop from now on.
+	go func() {
+		defer ticking.Done()
+		b.tick(period, tickDone)
+	}()
 	err := b.loop(ctx)
+	close(tickDone)
+	ticking.Wait()
 	b.shutdown()
 	return err
+}
+
+// tick wakes the loop every period so that it runs its timers. The loop
+// itself then waits with no deadline: arming a runtime timer on every wait
+// would cost a timer update, and often a netpoller wake-up, per message
+// batch, which on a busy broker is most of its Go-side overhead.
+func (b *Broker) tick(period time.Duration, done <-chan struct{}) {
+	t := time.NewTicker(period)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			b.sock.Wake()
+		case p := <-b.tickReset:
+			t.Reset(p)
+		case <-done:
+			return
+		}
+	}
 }
 
 // Close stops a running broker and waits for Run to return, or releases the
@@ -287,13 +320,13 @@ func (b *Broker) loop(ctx context.Context) error {
 			fn()
 		default:
 		}
-		// Stats and Close wake this wait through the socket's Wake, so it
-		// can sleep until the next timer.
-		wait := time.Until(b.nextHouse)
-		if wait < 0 {
-			wait = 0
+		// Stats, Close, context cancellation and the ticker wake this wait
+		// through the socket's Wake, so it needs no deadline of its own.
+		var ready bool
+		var err error
+		if b.now.Before(b.nextHouse) {
+			ready, err = b.sock.WaitReadable(-1)
 		}
-		ready, err := b.sock.WaitReadable(wait)
 		if err != nil {
 			if errors.Is(err, transport.ErrInterrupted) {
 				continue // A signal: look at ctx and go round again.

@@ -41,11 +41,16 @@ func (b *Broker) Reload(cfg Config) (changed, restart []string, err error) {
 			restart = append(restart, "max-frame-size")
 		}
 		cfg.Endpoints, cfg.MaxFrameSize = old.Endpoints, old.MaxFrameSize
+		b.cfg = cfg
 		if old.HeartbeatInterval != cfg.HeartbeatInterval {
 			b.nextBeat = b.now.Add(cfg.HeartbeatInterval)
 			b.nextHouse = b.now
+			select { // Replace a period the ticker has not taken yet.
+			case <-b.tickReset:
+			default:
+			}
+			b.tickReset <- b.houseInterval()
 		}
-		b.cfg = cfg
 		b.log = cfg.Logger
 	}
 	if !b.inLoop(apply) {
