@@ -1,0 +1,200 @@
+package emqp
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/majordomo-go/majordomo/emqp/wire"
+)
+
+// Defaults for Config, EventMQ's own where it has one (eventmq/conf.py).
+const (
+	DefaultHeartbeatInterval = wire.HeartbeatInterval * time.Second // HEARTBEAT_INTERVAL.
+	DefaultHeartbeatTimeout  = wire.HeartbeatTimeout * time.Second  // HEARTBEAT_TIMEOUT.
+	DefaultMaxQueue          = 10000                                // HWM.
+	DefaultMaxQueuedBytes    = 256 << 20
+	DefaultMaxQueues         = 10000
+	DefaultQueueTTL          = time.Minute
+	DefaultMaxAttempts       = 3
+	DefaultLeaveGrace        = 300 * time.Second // KILL_GRACE_PERIOD of the job manager.
+	DefaultMaxFrameSize      = 64 << 20
+)
+
+// Config holds an eMQP server's settings. Endpoints are tcp://, ipc:// or
+// inproc:// addresses; an empty endpoint turns that socket off, but
+// Frontend and Backend are required. The zero value of every other field
+// means "use the default".
+type Config struct {
+	// Frontend is where clients and schedulers connect (EventMQ's
+	// FRONTEND_ADDR, port 47291).
+	Frontend string
+	// Backend is where job managers connect (BACKEND_ADDR, port 47290).
+	Backend string
+	// Admin is where emq-cli connects (ADMINISTRATIVE_ADDR, port 47293).
+	Admin string
+	// PubIn is where publishers send PUBLISH (PUBLISHER_INCOMING_ADDR,
+	// port 47298); PUBLISH on the frontend is accepted too.
+	PubIn string
+	// PubOut is where SUB sockets connect (PUBLISHER_OUTGOING_ADDR, port
+	// 47299). It is required when PubIn is set.
+	PubOut string
+
+	// HeartbeatInterval is how often every job manager and scheduler is
+	// sent a HEARTBEAT, whatever else it is sent.
+	HeartbeatInterval time.Duration
+	// HeartbeatTimeout is how long a job manager or scheduler may stay
+	// silent before it is dropped.
+	HeartbeatTimeout time.Duration
+
+	// DefaultQueue receives requests for queues no job manager serves
+	// (EventMQ's DEFAULT_QUEUE_NAME, "default").
+	DefaultQueue string
+	// DefaultQueues are the queues of a job manager whose INFORM names
+	// none (default [[10, DefaultQueue]], EventMQ's QUEUES).
+	DefaultQueues []wire.QueueSpec
+	// StrictPriority makes a job manager with a free slot take work from
+	// its heaviest queue first, as EventMQ's router does. Off (the
+	// default), its queues are served in proportion to their weights.
+	StrictPriority bool
+
+	// MaxQueue bounds the requests waiting in one queue; more are
+	// rejected and counted (EventMQ's HWM).
+	MaxQueue int
+	// MaxQueuedBytes bounds the bytes waiting over every queue.
+	MaxQueuedBytes int64
+	// MaxQueues bounds how many queues exist at once.
+	MaxQueues int
+	// QueueTimeout, if positive, expires requests that waited that long
+	// for a job manager. Zero (the default) keeps them until one comes,
+	// as EventMQ does.
+	QueueTimeout time.Duration
+	// QueueTTL is how long a queue with neither job managers nor waiting
+	// requests is remembered.
+	QueueTTL time.Duration
+	// MaxAttempts is how many deliveries a request with the guarantee
+	// header and no retry-count gets when job managers die holding it.
+	// retry-count:N allows N redeliveries (N+1 deliveries) instead.
+	MaxAttempts int
+	// LeaveGrace is how long a job manager that said KBYE may still
+	// deliver the replies it owes; after that its guaranteed requests are
+	// redelivered.
+	LeaveGrace time.Duration
+	// IgnoreAdminDisconnect makes the server acknowledge emq-cli's
+	// DISCONNECT (shutdown) without acting on it. Off, Run returns
+	// ErrAdminShutdown after shutting down, as emq-router exits.
+	IgnoreAdminDisconnect bool
+
+	// Scheduler turns on the built-in scheduler, which stands in for
+	// emq-scheduler: it takes every SCHEDULE (UNSCHEDULE still reaches
+	// connected schedulers too) and makes the REQUESTs itself.
+	Scheduler bool
+	// SchedulerStore is the bbolt file where the built-in scheduler keeps
+	// its schedules so that they survive a restart. Empty keeps them in
+	// memory only.
+	SchedulerStore string
+
+	// MaxFrameSize is the largest frame libzmq accepts (ZMQ_MAXMSGSIZE).
+	MaxFrameSize int64
+	// Logger receives the server's logs (default slog.Default()).
+	Logger *slog.Logger
+}
+
+// ErrConfig is wrapped by every configuration error New returns.
+var ErrConfig = errors.New("emqp: invalid configuration")
+
+func (c Config) withDefaults() Config {
+	if c.HeartbeatInterval == 0 {
+		c.HeartbeatInterval = DefaultHeartbeatInterval
+	}
+	if c.HeartbeatTimeout == 0 {
+		c.HeartbeatTimeout = DefaultHeartbeatTimeout
+	}
+	if c.DefaultQueue == "" {
+		c.DefaultQueue = wire.DefaultQueue
+	}
+	if len(c.DefaultQueues) == 0 {
+		c.DefaultQueues = []wire.QueueSpec{{Weight: wire.DefaultWeight, Name: c.DefaultQueue}}
+	}
+	if c.MaxQueue == 0 {
+		c.MaxQueue = DefaultMaxQueue
+	}
+	if c.MaxQueuedBytes == 0 {
+		c.MaxQueuedBytes = DefaultMaxQueuedBytes
+	}
+	if c.MaxQueues == 0 {
+		c.MaxQueues = DefaultMaxQueues
+	}
+	if c.QueueTTL == 0 {
+		c.QueueTTL = DefaultQueueTTL
+	}
+	if c.MaxAttempts == 0 {
+		c.MaxAttempts = DefaultMaxAttempts
+	}
+	if c.LeaveGrace == 0 {
+		c.LeaveGrace = DefaultLeaveGrace
+	}
+	if c.MaxFrameSize == 0 {
+		c.MaxFrameSize = DefaultMaxFrameSize
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
+}
+
+// Validate checks the settings after defaults are applied and names the
+// first bad one.
+func (c Config) Validate() error {
+	bad := func(name string, v any, why string) error {
+		return fmt.Errorf("%w: %s=%v: %s", ErrConfig, name, v, why)
+	}
+	for _, ep := range []struct{ name, v string }{
+		{"emqp-frontend", c.Frontend}, {"emqp-backend", c.Backend}, {"emqp-admin", c.Admin},
+		{"emqp-pub-in", c.PubIn}, {"emqp-pub-out", c.PubOut},
+	} {
+		if ep.v != "" && !strings.HasPrefix(ep.v, "tcp://") && !strings.HasPrefix(ep.v, "ipc://") && !strings.HasPrefix(ep.v, "inproc://") {
+			return bad(ep.name, ep.v, "must start with tcp://, ipc:// or inproc://")
+		}
+	}
+	switch {
+	case c.Frontend == "":
+		return bad("emqp-frontend", `""`, "required")
+	case c.Backend == "":
+		return bad("emqp-backend", `""`, "required")
+	case c.PubIn != "" && c.PubOut == "":
+		return bad("emqp-pub-out", `""`, "required with emqp-pub-in")
+	case c.HeartbeatInterval < 10*time.Millisecond:
+		return bad("emqp-heartbeat", c.HeartbeatInterval, "must be at least 10ms")
+	case c.HeartbeatTimeout <= c.HeartbeatInterval:
+		return bad("emqp-heartbeat-timeout", c.HeartbeatTimeout, "must be longer than the heartbeat interval")
+	case c.MaxQueue < 1:
+		return bad("emqp-max-queue", c.MaxQueue, "must be at least 1")
+	case c.MaxQueuedBytes < 1:
+		return bad("emqp-max-queued-bytes", c.MaxQueuedBytes, "must be at least 1")
+	case c.MaxQueues < 1:
+		return bad("emqp-max-queues", c.MaxQueues, "must be at least 1")
+	case c.QueueTimeout < 0:
+		return bad("emqp-queue-timeout", c.QueueTimeout, "must not be negative")
+	case c.QueueTTL < 0:
+		return bad("emqp-queue-ttl", c.QueueTTL, "must not be negative")
+	case c.MaxAttempts < 1:
+		return bad("emqp-max-attempts", c.MaxAttempts, "must be at least 1")
+	case c.LeaveGrace < 0:
+		return bad("emqp-leave-grace", c.LeaveGrace, "must not be negative")
+	case c.MaxFrameSize < 64:
+		return bad("max-frame-size", c.MaxFrameSize, "must be at least 64")
+	case c.SchedulerStore != "" && !c.Scheduler:
+		return bad("scheduler-store", c.SchedulerStore, "needs the built-in scheduler (scheduler)")
+	case len(c.DefaultQueue) > wire.MaxQueueNameLen:
+		return bad("emqp-default-queue", c.DefaultQueue, "longer than 255 bytes")
+	}
+	for _, q := range c.DefaultQueues {
+		if q.Name == "" || len(q.Name) > wire.MaxQueueNameLen || q.Weight < 1 {
+			return bad("emqp-default-queues", q, "needs a name of 1 to 255 bytes and a weight of at least 1")
+		}
+	}
+	return nil
+}
