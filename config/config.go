@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/majordomo-go/majordomo/broker"
+	"github.com/majordomo-go/majordomo/emqp"
 )
 
 // Defaults of the settings that are not broker settings.
@@ -58,7 +59,58 @@ type Config struct {
 	PlainEndpoints     []string      // plain-endpoint
 	AllowIPs           []string      // allow-ip
 	DenyIPs            []string      // deny-ip
+
+	EMQPFrontend         string        // emqp-frontend
+	EMQPBackend          string        // emqp-backend
+	EMQPAdmin            string        // emqp-admin
+	EMQPPubIn            string        // emqp-pub-in
+	EMQPPubOut           string        // emqp-pub-out
+	EMQPHeartbeat        time.Duration // emqp-heartbeat
+	EMQPHeartbeatTimeout time.Duration // emqp-heartbeat-timeout
+	EMQPMaxQueue         int           // emqp-max-queue
+	EMQPQueueTimeout     time.Duration // emqp-queue-timeout
+	EMQPStrictPriority   bool          // emqp-strict-priority
+	Scheduler            bool          // scheduler
+	SchedulerStore       string        // scheduler-store
 }
+
+// EMQP returns the eMQP server's settings, and false when the eMQP fronts
+// are off (neither frontend nor backend set).
+func (c Config) EMQP(log *slog.Logger) (emqp.Config, bool) {
+	if c.EMQPFrontend == "" && c.EMQPBackend == "" {
+		return emqp.Config{}, false
+	}
+	if log != nil {
+		log = log.With("protocol", "emqp")
+	}
+	return emqp.Config{
+		Frontend: c.EMQPFrontend, Backend: c.EMQPBackend, Admin: c.EMQPAdmin,
+		PubIn: c.EMQPPubIn, PubOut: c.EMQPPubOut,
+		HeartbeatInterval: c.EMQPHeartbeat, HeartbeatTimeout: c.EMQPHeartbeatTimeout,
+		MaxQueue: c.EMQPMaxQueue, QueueTimeout: c.EMQPQueueTimeout,
+		StrictPriority: c.EMQPStrictPriority,
+		Scheduler:      c.Scheduler, SchedulerStore: c.SchedulerStore,
+		MaxFrameSize: c.MaxFrameSize, Logger: log,
+	}, true
+}
+
+// emqpSettings need a restart: the eMQP server binds its sockets once.
+var emqpSettings = []string{"emqp-frontend", "emqp-backend", "emqp-admin", "emqp-pub-in", "emqp-pub-out",
+	"emqp-heartbeat", "emqp-heartbeat-timeout", "emqp-max-queue", "emqp-queue-timeout", "emqp-strict-priority",
+	"scheduler", "scheduler-store"}
+
+// KeepEMQP copies the eMQP settings of old into c: they need a restart, so
+// a reload keeps them as they run.
+func (c *Config) KeepEMQP(old Config) {
+	c.EMQPFrontend, c.EMQPBackend, c.EMQPAdmin = old.EMQPFrontend, old.EMQPBackend, old.EMQPAdmin
+	c.EMQPPubIn, c.EMQPPubOut = old.EMQPPubIn, old.EMQPPubOut
+	c.EMQPHeartbeat, c.EMQPHeartbeatTimeout = old.EMQPHeartbeat, old.EMQPHeartbeatTimeout
+	c.EMQPMaxQueue, c.EMQPQueueTimeout, c.EMQPStrictPriority = old.EMQPMaxQueue, old.EMQPQueueTimeout, old.EMQPStrictPriority
+	c.Scheduler, c.SchedulerStore = old.Scheduler, old.SchedulerStore
+}
+
+// EMQPSettings lists the names of the eMQP settings.
+func EMQPSettings() []string { return append([]string(nil), emqpSettings...) }
 
 // Security returns the files and lists the broker's security is read from.
 func (c Config) Security() broker.SecurityFiles {
@@ -78,21 +130,24 @@ func SecuritySettings() []string { return append([]string(nil), securitySettings
 // Defaults returns the configuration used when nothing is set.
 func Defaults() Config {
 	return Config{
-		Endpoints:          []string{broker.DefaultEndpoint},
-		Heartbeat:          broker.DefaultHeartbeatInterval,
-		Liveness:           broker.DefaultHeartbeatLiveness,
-		RequestTimeout:     broker.DefaultRequestTimeout,
-		MaxQueue:           broker.DefaultMaxQueue,
-		MaxQueuedBytes:     broker.DefaultMaxQueuedBytes,
-		MaxServices:        broker.DefaultMaxServices,
-		ServiceTTL:         broker.DefaultServiceTTL,
-		MaxAttempts:        broker.DefaultMaxAttempts,
-		MaxFrames:          broker.DefaultMaxFrames,
-		MaxClientInFlight:  broker.DefaultMaxClientInFlight,
-		MaxFrameSize:       broker.DefaultMaxFrameSize,
-		LogLevel:           slog.LevelInfo,
-		DrainTimeout:       DefaultDrainTimeout,
-		MetricsMaxServices: DefaultMetricsMaxServices,
+		Endpoints:            []string{broker.DefaultEndpoint},
+		Heartbeat:            broker.DefaultHeartbeatInterval,
+		Liveness:             broker.DefaultHeartbeatLiveness,
+		RequestTimeout:       broker.DefaultRequestTimeout,
+		MaxQueue:             broker.DefaultMaxQueue,
+		MaxQueuedBytes:       broker.DefaultMaxQueuedBytes,
+		MaxServices:          broker.DefaultMaxServices,
+		ServiceTTL:           broker.DefaultServiceTTL,
+		MaxAttempts:          broker.DefaultMaxAttempts,
+		MaxFrames:            broker.DefaultMaxFrames,
+		MaxClientInFlight:    broker.DefaultMaxClientInFlight,
+		MaxFrameSize:         broker.DefaultMaxFrameSize,
+		LogLevel:             slog.LevelInfo,
+		DrainTimeout:         DefaultDrainTimeout,
+		MetricsMaxServices:   DefaultMetricsMaxServices,
+		EMQPHeartbeat:        emqp.DefaultHeartbeatInterval,
+		EMQPHeartbeatTimeout: emqp.DefaultHeartbeatTimeout,
+		EMQPMaxQueue:         emqp.DefaultMaxQueue,
 	}
 }
 

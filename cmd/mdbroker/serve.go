@@ -13,6 +13,7 @@ import (
 
 	"github.com/majordomo-go/majordomo/broker"
 	"github.com/majordomo-go/majordomo/config"
+	"github.com/majordomo-go/majordomo/emqp"
 	"github.com/majordomo-go/majordomo/ops"
 )
 
@@ -75,6 +76,30 @@ func serve(l *config.Loaded, stderr io.Writer, sigs <-chan os.Signal, reload fun
 			return 1
 		}
 	}
+	// The eMQP (EventMQ) fronts, when configured, run beside the MDP broker
+	// with their own event loop over the same dispatch core.
+	var e *emqp.Server
+	var emqpErr chan error
+	if ecfg, on := l.Config.EMQP(d.log); on {
+		if e, err = emqp.New(ecfg); err != nil {
+			b.Close()
+			d.stopHTTP()
+			fmt.Fprintf(stderr, "mdbroker: %v\n", err)
+			if errors.Is(err, emqp.ErrConfig) {
+				return 2
+			}
+			return 1
+		}
+		emqpErr = make(chan error, 1)
+		go func() { emqpErr <- e.Run(context.Background()) }()
+	}
+	closeEMQP := func() {
+		if e != nil {
+			e.Close()
+		}
+	}
+	// adminStop turns emq-cli's DISCONNECT into a first SIGTERM.
+	adminStop := make(chan os.Signal, 1)
 	runErr := make(chan error, 1)
 	go func() { runErr <- b.Run(context.Background()) }()
 
@@ -82,40 +107,77 @@ func serve(l *config.Loaded, stderr io.Writer, sigs <-chan os.Signal, reload fun
 	draining := false
 	for {
 		select {
+		case err := <-emqpErr:
+			emqpErr = nil
+			if errors.Is(err, emqp.ErrAdminShutdown) {
+				// emq-cli's DISCONNECT stops emq-router: here it stops the
+				// whole broker, as a first SIGTERM does.
+				d.log.Info("eMQP admin DISCONNECT: shutting down")
+				adminStop <- syscall.SIGTERM
+				continue
+			}
+			if err != nil {
+				d.log.Error("eMQP server failed", "error", err)
+				b.Close()
+				d.stopHTTP()
+				return 1
+			}
 		case err := <-runErr:
 			if draining {
 				// Shutdown returns right after Run does.
 				d.drainDone(<-drained)
 			}
+			closeEMQP()
 			d.stopHTTP()
 			if err != nil {
 				d.log.Error("broker failed", "error", err)
 				return 1
 			}
 			return 0
+		case sig := <-adminStop:
+			if !draining {
+				draining = true
+				d.startDrain(sig, b, e, drained)
+			}
 		case sig := <-sigs:
 			switch {
 			case sig == syscall.SIGHUP:
 				d.reloadConfig()
 			case !draining:
 				draining = true
-				if d.http != nil {
-					d.http.SetDraining(true)
-				}
-				timeout := d.cfg.DrainTimeout
-				d.log.Info("shutting down: draining in-flight requests", "signal", sig.String(),
-					"drain_timeout", timeout, "hint", "send the signal again to stop at once")
-				go func() {
-					ctx, cancel := context.WithTimeout(context.Background(), timeout)
-					defer cancel()
-					drained <- b.Shutdown(ctx)
-				}()
+				d.startDrain(sig, b, e, drained)
 			default:
 				d.log.Warn("second signal: stopping now", "signal", sig.String())
+				go closeEMQP()
 				go b.Close()
 			}
 		}
 	}
+}
+
+// startDrain drains the MDP broker and the eMQP server, if any, at once
+// within the drain timeout, and sends the outcome on drained.
+func (d *daemon) startDrain(sig os.Signal, b *broker.Broker, e *emqp.Server, drained chan<- error) {
+	if d.http != nil {
+		d.http.SetDraining(true)
+	}
+	timeout := d.cfg.DrainTimeout
+	d.log.Info("shutting down: draining in-flight requests", "signal", sig.String(),
+		"drain_timeout", timeout, "hint", "send the signal again to stop at once")
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		errc := make(chan error, 1)
+		go func() {
+			if e == nil {
+				errc <- nil
+				return
+			}
+			errc <- e.Shutdown(ctx)
+		}()
+		err := b.Shutdown(ctx)
+		drained <- errors.Join(err, <-errc)
+	}()
 }
 
 // drainDone logs how a drain ended.
@@ -174,7 +236,7 @@ func (d *daemon) reloadConfig() {
 	if diff("metrics-max-services") && d.http != nil {
 		d.http.SetMetricsMaxServices(next.MetricsMaxServices)
 	}
-	for _, name := range append([]string{"log-json", "http"}, config.SecuritySettings()...) {
+	for _, name := range append(append([]string{"log-json", "http"}, config.SecuritySettings()...), config.EMQPSettings()...) {
 		if config.Format(old, name) != config.Format(next, name) {
 			restart = append(restart, name)
 		}
@@ -185,6 +247,7 @@ func (d *daemon) reloadConfig() {
 	next.CurveSecretKey, next.CurveAllow, next.Policy = old.CurveSecretKey, old.CurveAllow, old.Policy
 	next.PlainPasswords, next.PlainEndpoints = old.PlainPasswords, old.PlainEndpoints
 	next.AllowIPs, next.DenyIPs = old.AllowIPs, old.DenyIPs
+	next.KeepEMQP(old)
 	d.cfg = next
 	if len(changed) == 0 && len(restart) == 0 {
 		d.log.Info("configuration reloaded: nothing changed", "file", l.File)
