@@ -35,6 +35,7 @@ Commands:
   workers NAME                     print idle, busy and queued counts of NAME
   serve SERVICE -- COMMAND [ARGS]  serve SERVICE by running COMMAND per request
   keygen NAME                      write a new CURVE certificate pair NAME, NAME_secret
+  titanic submit|reply|close ...   durable requests through Titanic (9/TSP)
 
 Global flags:
   -b ENDPOINT   broker endpoint (default $MDP_BROKER, else ` + defaultEndpoint + `)
@@ -88,6 +89,8 @@ func (c *cli) run(ctx context.Context, args []string) int {
 		return c.serve(ctx, args)
 	case "keygen":
 		return c.keygen(ctx, args)
+	case "titanic":
+		return c.titanic(ctx, args)
 	case "help":
 		if len(args) == 1 && args[0] != "help" {
 			return c.run(ctx, []string{args[0], "--help"})

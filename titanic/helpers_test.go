@@ -1,0 +1,262 @@
+package titanic_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/majordomo-go/majordomo/broker"
+	"github.com/majordomo-go/majordomo/client"
+	"github.com/majordomo-go/majordomo/titanic"
+	"github.com/majordomo-go/majordomo/worker"
+)
+
+// TestMain fails the run if any goroutine of this project outlives the
+// tests: every test must clean up after itself.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if code == 0 {
+		if err := checkLeaks(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+func checkLeaks() error {
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		buf := make([]byte, 1<<20)
+		buf = buf[:runtime.Stack(buf, true)]
+		var leaked []string
+		for _, g := range strings.Split(string(buf), "\n\n") {
+			for _, p := range []string{"majordomo/client.", "majordomo/worker.", "majordomo/broker.", "majordomo/titanic."} {
+				if strings.Contains(g, p) && !strings.Contains(g, "checkLeaks") {
+					leaked = append(leaked, g)
+					break
+				}
+			}
+		}
+		if len(leaked) == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("leaked goroutines:\n%s", strings.Join(leaked, "\n\n"))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// testHeartbeat is short so that tests run quickly, but not so short that a
+// loaded machine running the race detector misses heartbeats.
+const testHeartbeat = 100 * time.Millisecond
+
+func logger() *slog.Logger {
+	if os.Getenv("MDP_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+func startBroker(t testing.TB) string {
+	t.Helper()
+	return startBrokerHB(t, testHeartbeat)
+}
+
+// startBrokerHB starts a broker with the given heartbeat interval; its
+// workers must use the same.
+func startBrokerHB(t testing.TB, heartbeat time.Duration) string {
+	t.Helper()
+	b, err := broker.New(broker.Config{Endpoints: []string{"tcp://127.0.0.1:*"},
+		HeartbeatInterval: heartbeat, Logger: logger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { b.Run(context.Background()); close(done) }()
+	t.Cleanup(func() { b.Close(); <-done })
+	return b.Endpoints()[0]
+}
+
+// testConfig is a Config for tests: short heartbeats and timeouts.
+func testConfig(endpoint, dir string) titanic.Config {
+	return titanic.Config{
+		Broker:         endpoint,
+		Dir:            dir,
+		Heartbeat:      testHeartbeat,
+		AttemptTimeout: 2 * time.Second,
+		RetryMin:       20 * time.Millisecond,
+		RetryMax:       200 * time.Millisecond,
+		ProbeMax:       100 * time.Millisecond,
+		RequestWorkers: 16,
+		QueryWorkers:   4,
+		MaxInFlight:    16,
+		ShutdownGrace:  time.Second,
+		Logger:         logger(),
+	}
+}
+
+// server is a running Titanic server that a test can stop and restart.
+type server struct {
+	t    testing.TB
+	cfg  titanic.Config
+	srv  *titanic.Server
+	done chan error
+}
+
+func startTitanic(t testing.TB, cfg titanic.Config) *server {
+	t.Helper()
+	s := &server{t: t, cfg: cfg}
+	s.start()
+	t.Cleanup(s.stop)
+	return s
+}
+
+func (s *server) start() {
+	s.t.Helper()
+	srv, err := titanic.New(s.cfg)
+	if err != nil {
+		s.t.Fatalf("titanic.New: %v", err)
+	}
+	s.srv = srv
+	s.done = make(chan error, 1)
+	go func() { s.done <- srv.Run(context.Background()) }()
+}
+
+func (s *server) stop() {
+	if s.srv == nil {
+		return
+	}
+	s.srv.Close()
+	if err := <-s.done; err != nil {
+		s.t.Errorf("titanic Run: %v", err)
+	}
+	s.srv = nil
+}
+
+func (s *server) restart() {
+	s.t.Helper()
+	s.stop()
+	s.start()
+}
+
+func runWorker(t testing.TB, endpoint, service string, h worker.HandlerFunc, opts ...worker.Option) (stop func()) {
+	t.Helper()
+	opts = append([]worker.Option{worker.WithHeartbeat(testHeartbeat), worker.WithLogger(logger()),
+		worker.WithReconnect(10*time.Millisecond, 100*time.Millisecond)}, opts...)
+	w, err := worker.New(endpoint, service, h, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		w.Run(ctx)
+	}()
+	var stopped bool
+	stop = func() {
+		if !stopped {
+			stopped = true
+			cancel()
+			<-done
+		}
+	}
+	t.Cleanup(stop)
+	return stop
+}
+
+func echo(ctx context.Context, req *worker.Request) ([][]byte, error) { return req.Body, nil }
+
+func connect(t testing.TB, endpoint string) *client.Client {
+	t.Helper()
+	c, err := client.Connect(endpoint, client.WithLogger(logger()), client.WithTimeout(2*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// call sends one raw request and returns the reply frames as strings.
+func call(t testing.TB, c *client.Client, service string, body ...string) []string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	fr := make([][]byte, len(body))
+	for i, b := range body {
+		fr[i] = []byte(b)
+	}
+	rep, err := c.Request(ctx, service, fr...)
+	if err != nil {
+		t.Fatalf("%s %q: %v", service, body, err)
+	}
+	return strs(rep)
+}
+
+func strs(fs [][]byte) []string {
+	out := make([]string, len(fs))
+	for i, f := range fs {
+		out[i] = string(f)
+	}
+	return out
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t testing.TB, what string, d time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// submit stores a request and returns its UUID.
+func submit(t testing.TB, c *client.Client, service string, body ...string) string {
+	t.Helper()
+	rep := call(t, c, titanic.ServiceRequest, append([]string{service}, body...)...)
+	if len(rep) != 2 || rep[0] != "200" || !isHex32(rep[1]) {
+		t.Fatalf("titanic.request: got %q, want 200 and a 32-hex-digit UUID", rep)
+	}
+	return rep[1]
+}
+
+func isHex32(s string) bool {
+	if len(s) != 32 {
+		return false
+	}
+	for _, c := range s {
+		if !strings.ContainsRune("0123456789abcdefABCDEF", c) {
+			return false
+		}
+	}
+	return true
+}
+
+// awaitReply polls titanic.reply until it answers 200 and returns the reply.
+func awaitReply(t testing.TB, c *client.Client, uuid string, d time.Duration) []string {
+	t.Helper()
+	var rep []string
+	waitFor(t, "reply to "+uuid, d, func() bool {
+		rep = call(t, c, titanic.ServiceReply, uuid)
+		switch rep[0] {
+		case "200":
+			return true
+		case "300":
+			return false
+		}
+		t.Fatalf("titanic.reply %s: %q", uuid, rep)
+		return false
+	})
+	return rep[1:]
+}
