@@ -16,6 +16,7 @@ import (
 
 	"github.com/majordomo-go/majordomo/broker"
 	"github.com/majordomo-go/majordomo/emqp"
+	"github.com/majordomo-go/majordomo/titanic"
 )
 
 // Defaults of the settings that are not broker settings.
@@ -72,6 +73,26 @@ type Config struct {
 	EMQPStrictPriority   bool          // emqp-strict-priority
 	Scheduler            bool          // scheduler
 	SchedulerStore       string        // scheduler-store
+
+	TitanicDir        string        // titanic-dir
+	TitanicReplyTTL   time.Duration // titanic-reply-ttl
+	TitanicRequestTTL time.Duration // titanic-request-ttl
+}
+
+// Titanic returns the settings of the built-in Titanic service, connecting
+// to the broker at endpoint, and false when it is off (no titanic-dir).
+func (c Config) Titanic(endpoint string, log *slog.Logger) (titanic.Config, bool) {
+	if c.TitanicDir == "" {
+		return titanic.Config{}, false
+	}
+	if log != nil {
+		log = log.With("service", "titanic")
+	}
+	return titanic.Config{
+		Broker: titanic.LocalEndpoint(endpoint), Dir: c.TitanicDir,
+		ReplyTTL: c.TitanicReplyTTL, RequestTTL: c.TitanicRequestTTL,
+		Heartbeat: c.Heartbeat, Liveness: c.Liveness, Logger: log,
+	}, true
 }
 
 // EMQP returns the eMQP server's settings, and false when the eMQP fronts
@@ -97,7 +118,7 @@ func (c Config) EMQP(log *slog.Logger) (emqp.Config, bool) {
 // emqpSettings need a restart: the eMQP server binds its sockets once.
 var emqpSettings = []string{"emqp-frontend", "emqp-backend", "emqp-admin", "emqp-pub-in", "emqp-pub-out",
 	"emqp-heartbeat", "emqp-heartbeat-timeout", "emqp-max-queue", "emqp-queue-timeout", "emqp-strict-priority",
-	"scheduler", "scheduler-store"}
+	"scheduler", "scheduler-store", "titanic-dir", "titanic-reply-ttl", "titanic-request-ttl"}
 
 // KeepEMQP copies the eMQP settings of old into c: they need a restart, so
 // a reload keeps them as they run.
@@ -107,6 +128,7 @@ func (c *Config) KeepEMQP(old Config) {
 	c.EMQPHeartbeat, c.EMQPHeartbeatTimeout = old.EMQPHeartbeat, old.EMQPHeartbeatTimeout
 	c.EMQPMaxQueue, c.EMQPQueueTimeout, c.EMQPStrictPriority = old.EMQPMaxQueue, old.EMQPQueueTimeout, old.EMQPStrictPriority
 	c.Scheduler, c.SchedulerStore = old.Scheduler, old.SchedulerStore
+	c.TitanicDir, c.TitanicReplyTTL, c.TitanicRequestTTL = old.TitanicDir, old.TitanicReplyTTL, old.TitanicRequestTTL
 }
 
 // EMQPSettings lists the names of the eMQP settings.
@@ -148,6 +170,7 @@ func Defaults() Config {
 		EMQPHeartbeat:        emqp.DefaultHeartbeatInterval,
 		EMQPHeartbeatTimeout: emqp.DefaultHeartbeatTimeout,
 		EMQPMaxQueue:         emqp.DefaultMaxQueue,
+		TitanicReplyTTL:      titanic.DefaultReplyTTL,
 	}
 }
 

@@ -114,6 +114,12 @@ var settings = []*setting{
 		field: func(c *Config) any { return &c.EMQPStrictPriority }},
 	{name: "scheduler", kind: kBool, usage: "run the built-in eMQP scheduler in place of emq-scheduler",
 		field: func(c *Config) any { return &c.Scheduler }},
+	{name: "titanic-dir", kind: kString, usage: "run the Titanic service (9/TSP) with its store in this directory; off if empty",
+		field: func(c *Config) any { return &c.TitanicDir }},
+	{name: "titanic-reply-ttl", kind: kDuration, usage: "how long Titanic keeps a reply nobody closes",
+		field: func(c *Config) any { return &c.TitanicReplyTTL }},
+	{name: "titanic-request-ttl", kind: kDuration, usage: "how long a Titanic request may wait for a reply before it is deleted; 0 waits for ever",
+		field: func(c *Config) any { return &c.TitanicRequestTTL }},
 	{name: "scheduler-store", kind: kString, usage: "bbolt file where the built-in scheduler keeps its schedules; empty keeps them in memory",
 		field: func(c *Config) any { return &c.SchedulerStore }},
 }

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 	"github.com/majordomo-go/majordomo/config"
 	"github.com/majordomo-go/majordomo/emqp"
 	"github.com/majordomo-go/majordomo/ops"
+	"github.com/majordomo-go/majordomo/titanic"
 )
 
 // httpShutdownTimeout bounds how long the HTTP server waits for requests in
@@ -98,6 +100,15 @@ func serve(l *config.Loaded, stderr io.Writer, sigs <-chan os.Signal, reload fun
 			e.Close()
 		}
 	}
+	// Titanic (9/TSP), when configured, is an ordinary MDP client and
+	// worker of this broker, over loopback.
+	_, titErr, stopTitanic, code := d.startTitanic(l, b, stderr)
+	if code != 0 {
+		closeEMQP()
+		b.Close()
+		d.stopHTTP()
+		return code
+	}
 	// adminStop turns emq-cli's DISCONNECT into a first SIGTERM.
 	adminStop := make(chan os.Signal, 1)
 	runErr := make(chan error, 1)
@@ -122,11 +133,17 @@ func serve(l *config.Loaded, stderr io.Writer, sigs <-chan os.Signal, reload fun
 				d.stopHTTP()
 				return 1
 			}
+		case err := <-titErr:
+			titErr = nil
+			if err != nil {
+				d.log.Error("Titanic failed", "error", err)
+			}
 		case err := <-runErr:
 			if draining {
 				// Shutdown returns right after Run does.
 				d.drainDone(<-drained)
 			}
+			stopTitanic()
 			closeEMQP()
 			d.stopHTTP()
 			if err != nil {
@@ -137,6 +154,7 @@ func serve(l *config.Loaded, stderr io.Writer, sigs <-chan os.Signal, reload fun
 		case sig := <-adminStop:
 			if !draining {
 				draining = true
+				stopTitanic()
 				d.startDrain(sig, b, e, drained)
 			}
 		case sig := <-sigs:
@@ -145,14 +163,62 @@ func serve(l *config.Loaded, stderr io.Writer, sigs <-chan os.Signal, reload fun
 				d.reloadConfig()
 			case !draining:
 				draining = true
+				// Titanic first: its attempts in flight finish and are
+				// stored while the broker still dispatches.
+				stopTitanic()
 				d.startDrain(sig, b, e, drained)
 			default:
 				d.log.Warn("second signal: stopping now", "signal", sig.String())
+				go stopTitanic()
 				go closeEMQP()
 				go b.Close()
 			}
 		}
 	}
+}
+
+// startTitanic starts the built-in Titanic service if configured. It returns
+// the server's Run result channel (nil when off), a function that stops it
+// and waits (safe to call more than once), and a non-zero exit code when it
+// could not start.
+func (d *daemon) startTitanic(l *config.Loaded, b *broker.Broker, stderr io.Writer) (*titanic.Server, chan error, func(), int) {
+	noop := func() {}
+	tcfg, on := l.Config.Titanic(b.Endpoints()[0], d.log)
+	if !on {
+		return nil, nil, noop, 0
+	}
+	if l.Config.CurveSecretKey != "" || l.Config.PlainPasswords != "" {
+		fmt.Fprintln(stderr, "mdbroker: titanic-dir cannot be combined with curve-secret-key or plain-passwords yet: run mdtitanic against a NULL loopback endpoint instead")
+		return nil, nil, noop, 2
+	}
+	srv, err := titanic.New(tcfg)
+	if err != nil {
+		fmt.Fprintf(stderr, "mdbroker: %v\n", err)
+		if errors.Is(err, titanic.ErrConfig) {
+			return nil, nil, noop, 2
+		}
+		return nil, nil, noop, 1
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		err := srv.Run(ctx)
+		if errors.Is(err, context.Canceled) {
+			err = nil
+		}
+		errc <- err
+	}()
+	d.log.Info("titanic started", "dir", tcfg.Dir, "broker", tcfg.Broker)
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			<-done
+		})
+	}
+	return srv, errc, stop, 0
 }
 
 // startDrain drains the MDP broker and the eMQP server, if any, at once

@@ -1,0 +1,57 @@
+package main
+
+import (
+	"context"
+	"regexp"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/majordomo-go/majordomo/client"
+	mdworker "github.com/majordomo-go/majordomo/worker"
+)
+
+// TestTitanicInBroker runs the real binary with --titanic-dir: a request
+// submitted through titanic.request reaches a worker and its reply can be
+// fetched, and SIGTERM still exits 0.
+func TestTitanicInBroker(t *testing.T) {
+	dir := t.TempDir()
+	p := startProc(t, nil, "--endpoint", "tcp://127.0.0.1:*", "--titanic-dir", dir, "--heartbeat", "100ms")
+	p.waitLog("titanic started")
+	m := p.waitLog(`broker started.*endpoints=\[(tcp://[0-9.:]+)\]`)
+	ep := m[1]
+
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	w, err := mdworker.New(ep, "echo", mdworker.HandlerFunc(func(ctx context.Context, r *mdworker.Request) ([][]byte, error) {
+		return r.Body, nil
+	}), mdworker.WithHeartbeat(100*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wctx, wcancel := context.WithCancel(ctx)
+	wdone := make(chan error, 1)
+	go func() { wdone <- w.Run(wctx) }()
+	defer func() { wcancel(); <-wdone }()
+
+	c, err := client.Connect(ep, client.WithTimeout(time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	tt := &client.Titanic{Client: c}
+	reply, err := tt.Request(ctx, "echo", []byte("durable"))
+	if err != nil {
+		t.Fatalf("titanic request: %v; logs:\n%s", err, p.logs.String())
+	}
+	if len(reply) != 1 || string(reply[0]) != "durable" {
+		t.Fatalf("reply %q", reply)
+	}
+	if !regexp.MustCompile(`titanic`).MatchString(p.logs.String()) {
+		t.Fatal("no titanic log")
+	}
+	p.signal(syscall.SIGTERM)
+	if code := p.wait(15 * time.Second); code != 0 {
+		t.Fatalf("exit %d; logs:\n%s", code, p.logs.String())
+	}
+}
