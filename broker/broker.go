@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/majordomo-go/majordomo/internal/dispatch"
 	"github.com/majordomo-go/majordomo/internal/transport"
 	"github.com/majordomo-go/majordomo/mdp"
 )
@@ -52,19 +53,20 @@ type Broker struct {
 	final    Stats // Written by Run before done is closed.
 
 	// Everything below belongs to the Run goroutine.
-	workers     map[string]*worker
-	services    map[string]*service
-	queuedBytes int64
-	inflight    map[string]int // Outstanding requests per client identity.
-	stats       Stats
-	out         [][]byte // Scratch frame list for sends.
-	now         time.Time
-	started0    time.Time
-	draining    bool // Set by Shutdown: no new dispatches.
-	nextBeat    time.Time
-	nextHouse   time.Time
-	expiredLog  map[string]int
-	sec         *security // Set by New when Config.Security is on (auth.go).
+	workers map[string]*worker
+	// pool holds the services (its queues) and their workers; paused while
+	// the broker drains (Shutdown): no new dispatches.
+	pool       *pool
+	budget     *dispatch.Budget // MaxQueuedBytes over all services.
+	inflight   map[string]int   // Outstanding requests per client identity.
+	stats      Stats
+	out        [][]byte // Scratch frame list for sends.
+	now        time.Time
+	started0   time.Time
+	beat       dispatch.Ticker // Heartbeats, every HeartbeatInterval.
+	house      dispatch.Ticker // Timers, every houseInterval.
+	expiredLog map[string]int
+	sec        *security // Set by New when Config.Security is on (auth.go).
 }
 
 // New validates cfg, creates the ROUTER socket and binds every endpoint. The
@@ -111,11 +113,12 @@ func New(cfg Config) (*Broker, error) {
 		stop:       make(chan struct{}),
 		done:       make(chan struct{}),
 		workers:    make(map[string]*worker),
-		services:   make(map[string]*service),
+		budget:     &dispatch.Budget{Max: cfg.MaxQueuedBytes},
 		inflight:   make(map[string]int),
 		expiredLog: make(map[string]int),
 		sec:        sec,
 	}
+	b.pool = dispatch.NewPool[*request, *worker](dispatch.Config{Limits: cfg.limits(b.budget)})
 	for _, ep := range cfg.Endpoints {
 		bound, err := sock.Bind(ep)
 		if err != nil {
@@ -226,10 +229,10 @@ func (b *Broker) Close() error {
 func (b *Broker) Shutdown(ctx context.Context) error {
 	busy := -1
 	if b.inLoop(func() {
-		if !b.draining {
+		if !b.pool.Paused() {
 			b.log.Info("draining: no new dispatches; waiting for in-flight requests")
 		}
-		b.draining = true
+		b.pool.SetPaused(true)
 	}) {
 		tick := time.NewTicker(10 * time.Millisecond)
 		defer tick.Stop()
@@ -308,8 +311,10 @@ func (b *Broker) inLoop(fn func()) bool {
 func (b *Broker) loop(ctx context.Context) error {
 	b.now = time.Now()
 	b.started0 = b.now
-	b.nextBeat = b.now.Add(b.cfg.HeartbeatInterval)
-	b.nextHouse = b.now.Add(b.houseInterval())
+	b.beat = dispatch.Ticker{Period: b.cfg.HeartbeatInterval}
+	b.beat.Start(b.now)
+	b.house = dispatch.Ticker{Period: b.houseInterval()}
+	b.house.Start(b.now)
 	for {
 		select {
 		case <-ctx.Done():
@@ -324,7 +329,7 @@ func (b *Broker) loop(ctx context.Context) error {
 		// through the socket's Wake, so it needs no deadline of its own.
 		var ready bool
 		var err error
-		if b.now.Before(b.nextHouse) {
+		if b.house.Until(b.now) > 0 {
 			ready, err = b.sock.WaitReadable(-1)
 		}
 		if err != nil {
@@ -339,7 +344,7 @@ func (b *Broker) loop(ctx context.Context) error {
 				return err
 			}
 		}
-		if !b.now.Before(b.nextHouse) {
+		if b.house.Due(b.now) {
 			b.housekeep()
 		}
 	}
@@ -437,7 +442,7 @@ func (b *Broker) drop(r DropReason, msg string, args ...any) {
 
 // dropFor counts a request for svc dropped before it was accepted.
 func (b *Broker) dropFor(svc *service, r DropReason, msg string, args ...any) {
-	svc.counters.droppedBy[r]++
+	svc.count(r)
 	b.drop(r, msg, args...)
 }
 
@@ -471,6 +476,10 @@ func (b *Broker) release(req *request) {
 	}
 }
 
+// houseInterval is how often timers are checked: often enough that expiry
+// and purging are accurate to a fraction of the heartbeat interval.
+func (b *Broker) houseInterval() time.Duration { return b.cfg.heartbeats().Tick() }
+
 // send writes b.out to the socket without blocking.
 func (b *Broker) send() error {
 	return b.sock.Send(b.out, true)
@@ -479,36 +488,30 @@ func (b *Broker) send() error {
 func (b *Broker) snapshot() Stats {
 	s := b.stats
 	s.Workers = len(b.workers)
-	s.Services = len(b.services)
-	s.QueuedBytes = b.queuedBytes
-	s.Queued, s.IdleWorkers, s.BusyWorkers = 0, 0, 0
-	for _, svc := range b.services {
-		s.Queued += svc.queued
-		s.IdleWorkers += svc.idle.len()
-		s.BusyWorkers += svc.busy
-	}
+	s.Services = b.pool.Len()
+	s.Queued, s.QueuedBytes, s.IdleWorkers = b.pool.Totals()
+	// Every worker serves one service and is idle (a free slot) or busy.
+	s.BusyWorkers = s.Workers - s.IdleWorkers
 	return s
 }
 
 // shutdown disconnects every worker and releases the socket.
 func (b *Broker) shutdown() {
-	b.draining = true
+	b.pool.SetPaused(true)
 	for _, w := range b.workers {
 		b.removeWorker(w, RemovedShutdown, true)
 	}
 	// Requests still queued die with the broker: count and log them, since
 	// their clients will only ever see a timeout.
 	lost := 0
-	for _, svc := range b.services {
-		for svc.queued > 0 {
-			r := svc.dequeue()
-			b.queuedBytes -= r.size
-			svc.counters.droppedBy[DropShutdown]++
+	b.pool.Range(func(q *queue) bool {
+		lost += b.pool.Drain(q, func(e entry) {
+			e.Value.service.count(DropShutdown)
 			b.stats.Dropped[DropShutdown]++
-			b.release(r)
-			lost++
-		}
-	}
+			b.release(e.Value)
+		})
+		return true
+	})
 	if lost > 0 {
 		b.log.Warn("queued requests dropped at shutdown", "count", lost)
 	}

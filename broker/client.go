@@ -3,13 +3,11 @@ package broker
 import (
 	"errors"
 	"strings"
-	"time"
 
+	"github.com/majordomo-go/majordomo/internal/dispatch"
 	"github.com/majordomo-go/majordomo/internal/transport"
 	"github.com/majordomo-go/majordomo/mdp"
 )
-
-var timeZero time.Time
 
 // clientRequest handles a REQUEST from a 0.1 or 0.2 client.
 func (b *Broker) clientRequest(sender []byte, m *mdp.Message) {
@@ -25,49 +23,54 @@ func (b *Broker) clientRequest(sender []byte, m *mdp.Message) {
 		b.refuseRequest(sender, m)
 		return
 	}
-	svc := b.service(string(m.Service), false)
+	svc := b.service(m.Service, false)
 	if svc == nil {
 		b.drop(DropTooManyServices, "service limit reached", "service", string(m.Service))
 		return
 	}
-	svc.counters.requests++
 	r := &request{
 		client:    sender,
 		version:   m.Version,
 		delimited: m.Delimited,
 		service:   svc,
 		body:      m.Body,
-		queuedAt:  b.now,
 	}
 	for _, f := range m.Body {
 		r.size += int64(len(f))
 	}
-	if svc.idle.len() > 0 && svc.queued == 0 && !b.draining {
-		if !b.accept(r) {
+	if !b.accept(r) {
+		// The queue's bounds refuse a request before the client's
+		// in-flight limit does, so that a full queue is reported as such.
+		if b.pool.Check(svc.q, r.size) == nil {
 			b.dropFor(svc, DropClientInFlight, "client has too many requests in flight", "client", printable(sender))
 			return
 		}
-		b.deliver(svc.idle.popFront(), r)
+		_, err := b.pool.Submit(svc.q, sender, r, r.size, b.now) // Refused, and counted.
+		b.refused(svc, err)
 		return
 	}
-	// 7/MDP: "The broker SHOULD queue client requests for which no service
-	// has been registered" — within bounds, so that no client can exhaust
+	// The pool hands the request to the least recently used idle worker
+	// when nothing is queued, or queues it behind the client's earlier ones
+	// (7/MDP: "The broker SHOULD queue client requests for which no service
+	// has been registered") — within bounds, so that no client can exhaust
 	// the broker's memory.
-	if svc.queued >= b.cfg.MaxQueue {
-		b.dropFor(svc, DropQueueFull, "service queue full", "service", svc.name)
+	dw, err := b.pool.Submit(svc.q, sender, r, r.size, b.now)
+	switch {
+	case err != nil:
+		b.release(r)
+		b.refused(svc, err)
+	case dw != nil:
+		b.deliver(dw.Peer, r)
+	}
+}
+
+// refused counts a request the pool would not queue.
+func (b *Broker) refused(svc *service, err error) {
+	if errors.Is(err, dispatch.ErrQueueFull) {
+		b.dropFor(svc, DropQueueFull, "service queue full", "service", svc.name())
 		return
 	}
-	if b.queuedBytes+r.size > b.cfg.MaxQueuedBytes {
-		b.dropFor(svc, DropQueueBytes, "queued bytes limit reached", "service", svc.name)
-		return
-	}
-	if !b.accept(r) {
-		b.dropFor(svc, DropClientInFlight, "client has too many requests in flight", "client", printable(sender))
-		return
-	}
-	svc.enqueue(r, false)
-	b.queuedBytes += r.size
-	b.dispatch(svc)
+	b.dropFor(svc, DropQueueBytes, "queued bytes limit reached", "service", svc.name())
 }
 
 // replyToClient sends a PARTIAL or FINAL for r to its client in the client's
@@ -78,7 +81,7 @@ func (b *Broker) replyToClient(r *request, cmd mdp.Command, service []byte, body
 		Service: service, Body: body, Delimited: r.delimited}
 	ok, why := b.sendClient(r.client, &msg)
 	if !ok {
-		r.service.counters.droppedBy[why]++
+		r.service.count(why)
 	}
 	return ok
 }
@@ -105,87 +108,22 @@ func (b *Broker) sendClient(id []byte, msg *mdp.Message) (bool, DropReason) {
 	return false, why
 }
 
-// service finds or creates a service, or returns nil when MaxServices would
-// be exceeded. A worker's READY may evict a service that has no workers, so
-// that clients asking for thousands of made-up names cannot lock real
-// workers out; the evicted service's queued requests are dropped and
-// counted.
-func (b *Broker) service(name string, forWorker bool) *service {
-	if s := b.services[name]; s != nil {
-		return s
-	}
-	if len(b.services) >= b.cfg.MaxServices && !(forWorker && b.evictService()) {
-		return nil
-	}
-	s := newService(name)
-	b.services[name] = s
-	return s
-}
-
-// evictService forgets one service without workers, preferring one with
-// nothing queued, and reports whether it found one.
-func (b *Broker) evictService() bool {
-	var victim *service
-	for _, s := range b.services {
-		if s.workers > 0 {
-			continue
-		}
-		victim = s
-		if s.queued == 0 {
-			break
-		}
-	}
-	if victim == nil {
-		return false
-	}
-	for victim.queued > 0 {
-		r := victim.dequeue()
-		b.queuedBytes -= r.size
-		b.stats.Dropped[DropTooManyServices]++
-		b.release(r)
-	}
-	delete(b.services, victim.name)
-	return true
-}
-
-// houseInterval is how often timers are checked: often enough that expiry
-// and purging are accurate to a fraction of the heartbeat interval.
-func (b *Broker) houseInterval() time.Duration {
-	d := b.cfg.HeartbeatInterval / 4
-	if d > 250*time.Millisecond {
-		d = 250 * time.Millisecond
-	}
-	return d
-}
-
 // housekeep runs the timers: heartbeats, purging dead workers, expiring
 // queued requests and forgetting unused services.
 func (b *Broker) housekeep() {
-	b.nextHouse = b.now.Add(b.houseInterval())
-	if !b.now.Before(b.nextBeat) {
-		b.nextBeat = b.now.Add(b.cfg.HeartbeatInterval)
+	if b.beat.Due(b.now) {
 		b.heartbeat()
 	}
 	b.purge()
-	cutoff := b.now.Add(-b.cfg.RequestTimeout)
-	for name, svc := range b.services {
-		svc.expire(cutoff, func(r *request) {
-			b.queuedBytes -= r.size
-			b.stats.Dropped[DropExpired]++
-			svc.counters.droppedBy[DropExpired]++
-			b.release(r)
-			b.expiredLog[name]++
-		})
-		if svc.workers > 0 || svc.queued > 0 {
-			svc.emptySince = timeZero
-			continue
-		}
-		if svc.emptySince.IsZero() {
-			svc.emptySince = b.now
-		} else if b.now.Sub(svc.emptySince) >= b.cfg.ServiceTTL {
-			delete(b.services, name)
-		}
-	}
+	b.pool.Expire(b.now.Add(-b.cfg.RequestTimeout), func(q *queue, e entry) {
+		b.stats.Dropped[DropExpired]++
+		e.Value.service.count(DropExpired)
+		b.release(e.Value)
+		b.expiredLog[q.Name()]++
+	})
+	// A service with neither workers nor queued requests for ServiceTTL is
+	// forgotten, so that names clients made up do not pile up.
+	b.pool.Sweep(b.now, b.cfg.ServiceTTL, nil)
 	// One line per service per tick rather than one per request, so that a
 	// flood of expiries cannot flood the log.
 	for name, n := range b.expiredLog {

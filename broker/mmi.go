@@ -23,16 +23,17 @@ func (b *Broker) mmi(sender []byte, m *mdp.Message) {
 		// 8/MMI: "200" if at least one worker is registered for the
 		// service, idle or busy; "404" if there is none.
 		body = [][]byte{code404}
-		if s := b.services[string(m.Body[0])]; s != nil && s.workers > 0 && b.mayView(s.name) {
+		if q := b.pool.QueueBytes(m.Body[0]); q != nil && q.Members() > 0 && b.mayView(q.Name()) {
 			body[0] = code200
 		}
 	case "mmi.services":
-		names := make([]string, 0, len(b.services))
-		for name, s := range b.services {
-			if s.workers > 0 && b.mayView(name) {
-				names = append(names, name)
+		names := make([]string, 0, b.pool.Len())
+		b.pool.Range(func(q *queue) bool {
+			if q.Members() > 0 && b.mayView(q.Name()) {
+				names = append(names, q.Name())
 			}
-		}
+			return true
+		})
 		slices.Sort(names)
 		body = make([][]byte, 0, len(names)+1)
 		body = append(body, code200)
@@ -40,15 +41,15 @@ func (b *Broker) mmi(sender []byte, m *mdp.Message) {
 			body = append(body, []byte(n))
 		}
 	case "mmi.workers":
-		s := b.services[string(m.Body[0])]
-		if s == nil || (s.workers == 0 && s.queued == 0) || !b.mayView(s.name) {
+		q := b.pool.QueueBytes(m.Body[0])
+		if q == nil || (q.Members() == 0 && q.Len() == 0) || !b.mayView(q.Name()) {
 			body = [][]byte{code404}
 			break
 		}
 		body = [][]byte{code200,
-			[]byte(strconv.Itoa(s.idle.len())),
-			[]byte(strconv.Itoa(s.busy)),
-			[]byte(strconv.Itoa(s.queued)),
+			[]byte(strconv.Itoa(q.Ready())),
+			[]byte(strconv.Itoa(q.Members() - q.Ready())),
+			[]byte(strconv.Itoa(q.Len())),
 		}
 	default:
 		// 8/MMI: "Any unimplemented services in the "mmi." namespace MUST

@@ -3,6 +3,8 @@ package broker
 import (
 	"fmt"
 	"slices"
+
+	"github.com/majordomo-go/majordomo/internal/dispatch"
 )
 
 // Reload applies new settings to a running broker. Settings that can change
@@ -42,9 +44,13 @@ func (b *Broker) Reload(cfg Config) (changed, restart []string, err error) {
 		}
 		cfg.Endpoints, cfg.MaxFrameSize = old.Endpoints, old.MaxFrameSize
 		b.cfg = cfg
+		b.budget.Max = cfg.MaxQueuedBytes
+		b.pool.SetLimits(cfg.limits(b.budget))
 		if old.HeartbeatInterval != cfg.HeartbeatInterval {
-			b.nextBeat = b.now.Add(cfg.HeartbeatInterval)
-			b.nextHouse = b.now
+			b.beat = dispatch.Ticker{Period: cfg.HeartbeatInterval}
+			b.beat.Start(b.now)
+			// A zero Ticker is due at once: run the timers on the new period now.
+			b.house = dispatch.Ticker{Period: b.houseInterval()}
 			select { // Replace a period the ticker has not taken yet.
 			case <-b.tickReset:
 			default:

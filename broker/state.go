@@ -1,12 +1,28 @@
 package broker
 
 import (
+	"errors"
 	"time"
 
+	"github.com/majordomo-go/majordomo/internal/dispatch"
 	"github.com/majordomo-go/majordomo/mdp"
 )
 
-// request is a client request the broker has accepted.
+// The broker's queues, workers and their bookkeeping are the
+// protocol-neutral core's (internal/dispatch), shared with the eMQP server:
+// a service is a pool queue, fair across clients and bounded in length and
+// bytes, and an MDP worker is a pool worker with one queue and one slot of
+// credit that its reply refills. What stays here is what only 7/MDP knows:
+// the request and worker records, MMI, authorization and the per-client
+// in-flight limit.
+type (
+	pool  = dispatch.Pool[*request, *worker]
+	queue = dispatch.Queue[*request, *worker]
+	entry = dispatch.Entry[*request]
+)
+
+// request is a client request the broker has accepted. While it waits, the
+// pool's entry for it holds when it entered the queue.
 type request struct {
 	client    []byte // ROUTER identity of the client.
 	version   mdp.Version
@@ -14,7 +30,6 @@ type request struct {
 	service   *service
 	body      [][]byte
 	size      int64
-	queuedAt  time.Time // When it last entered a queue.
 	sentAt    time.Time // When it was last handed to a worker.
 	attempts  int       // Deliveries to workers so far.
 }
@@ -26,194 +41,89 @@ type worker struct {
 	service   *service
 	version   mdp.Version
 	delimited bool
-	expiry    time.Time // Removed if nothing is heard from it by then.
-	lastSent  time.Time // Last time the broker sent it anything.
+	dw        *dispatch.Worker[*request, *worker] // Its place in the pool.
+	live      dispatch.Liveness
 	req       *request  // The request it holds, or nil when idle.
 	since     time.Time // When it registered.
 	served    uint64    // Final replies it delivered.
 }
 
-// clientQueue holds one client's requests waiting on one service, oldest
-// first.
-type clientQueue struct {
-	key  string
-	reqs deque[*request]
-}
-
-// service is a named queue with its workers.
+// service is the broker's record of a pool queue (its Data): what the
+// metrics and replies need that the protocol-neutral queue does not keep.
 type service struct {
-	name    string
-	nameB   []byte
-	idle    deque[*worker] // Least recently used at the front.
-	workers int
-	busy    int
-	// Clients with waiting requests, served round-robin so that one client
-	// with thousands of requests queued cannot starve the others (7/MDP:
-	// "The broker SHOULD serve clients on a fair basis").
-	ring    deque[*clientQueue]
-	clients map[string]*clientQueue
-	queued  int
-	// queuedBytes is the body bytes of the queued requests.
-	queuedBytes int64
-	counters    serviceCounters
-	// emptySince is when the service last had neither workers nor queued
-	// requests; zero while it has either.
-	emptySince time.Time
+	q     *queue
+	nameB []byte // The name as a frame, so that replies need no conversion.
+	// partials and redelivered count PARTIALs delivered and requests handed
+	// to a second or later worker; the pool counts redeliveries when they
+	// are queued again, not when they are delivered.
+	partials    uint64
+	redelivered uint64
+	droppedBy   [numDropReasons]uint64
 }
 
-func newService(name string) *service {
-	return &service{name: name, nameB: []byte(name), clients: make(map[string]*clientQueue)}
+func (s *service) name() string { return s.q.Name() }
+
+// count records a request of this service dropped for reason r. The pool's
+// Dropped counts every reason but expiry, which its Expired counts.
+func (s *service) count(r DropReason) {
+	s.droppedBy[r]++
+	if r != DropExpired {
+		s.q.Stats.Dropped++
+	}
 }
 
-// enqueue appends r to its client's queue, or puts it at the front when it
-// comes back from a dead worker so that it does not lose its place.
-func (s *service) enqueue(r *request, front bool) {
-	key := string(r.client)
-	q := s.clients[key]
-	if q == nil {
-		q = &clientQueue{key: key}
-		s.clients[key] = q
-		if front {
-			s.ring.pushFront(q)
-		} else {
-			s.ring.pushBack(q)
+// requests is how many requests the service was asked for: those offered to
+// the pool plus those the client's in-flight limit refused before it.
+func (s *service) requests() uint64 {
+	return s.q.Stats.Submitted + s.droppedBy[DropClientInFlight]
+}
+
+// serviceOf returns the broker's record of q, making it on first sight.
+func serviceOf(q *queue) *service {
+	s, _ := q.Data.(*service)
+	if s == nil {
+		s = &service{q: q, nameB: []byte(q.Name())}
+		q.Data = s
+	}
+	return s
+}
+
+// service finds or creates a service, or returns nil when MaxServices would
+// be exceeded. A worker's READY may evict a service that has no workers, so
+// that clients asking for thousands of made-up names cannot lock real
+// workers out; the evicted service's queued requests are dropped and
+// counted.
+func (b *Broker) service(name []byte, forWorker bool) *service {
+	q, err := b.pool.EnsureBytes(name)
+	if errors.Is(err, dispatch.ErrTooManyQueues) && forWorker {
+		if victim := b.pool.EvictCandidate(); victim != nil {
+			b.pool.Forget(victim, func(e entry) {
+				b.stats.Dropped[DropTooManyServices]++
+				b.release(e.Value)
+			})
+			q, err = b.pool.EnsureBytes(name)
 		}
 	}
-	if front {
-		q.reqs.pushFront(r)
-	} else {
-		q.reqs.pushBack(r)
-	}
-	s.queued++
-	s.queuedBytes += r.size
-	s.emptySince = time.Time{}
-}
-
-// dequeue takes the next request in round-robin order over clients.
-func (s *service) dequeue() *request {
-	if s.ring.len() == 0 {
+	if err != nil {
 		return nil
 	}
-	q := s.ring.popFront()
-	r := q.reqs.popFront()
-	if q.reqs.len() > 0 {
-		s.ring.pushBack(q)
-	} else {
-		delete(s.clients, q.key)
+	return serviceOf(q)
+}
+
+// limits are the pool's bounds for cfg; budget is the broker's one byte
+// budget over all services, whose Max the caller sets.
+func (c Config) limits(budget *dispatch.Budget) dispatch.Limits {
+	return dispatch.Limits{MaxLen: c.MaxQueue, Budget: budget, MaxQueues: c.MaxServices}
+}
+
+// heartbeats is the 7/MDP heartbeat policy for cfg: a worker is sent a
+// HEARTBEAT when it has been sent nothing for an interval ("any command
+// acts as a heartbeat"), idle or busy, and is dead after liveness ×
+// interval of silence.
+func (c Config) heartbeats() dispatch.Heartbeats {
+	return dispatch.Heartbeats{
+		Interval: c.HeartbeatInterval,
+		Timeout:  c.HeartbeatInterval * time.Duration(c.HeartbeatLiveness),
+		IdleOnly: true,
 	}
-	s.queued--
-	s.queuedBytes -= r.size
-	return r
-}
-
-// expire removes every request queued before cutoff, calling fn for each.
-func (s *service) expire(cutoff time.Time, fn func(*request)) {
-	if s.queued == 0 {
-		return
-	}
-	n := s.ring.len()
-	for i := 0; i < n; i++ {
-		q := s.ring.popFront()
-		kept := q.reqs.filter(func(r *request) bool {
-			if r.queuedAt.Before(cutoff) {
-				s.queued--
-				s.queuedBytes -= r.size
-				s.counters.expired++
-				fn(r)
-				return false
-			}
-			return true
-		})
-		if kept > 0 {
-			s.ring.pushBack(q)
-		} else {
-			delete(s.clients, q.key)
-		}
-	}
-}
-
-// removeIdle takes w out of the idle list.
-func (s *service) removeIdle(w *worker) {
-	s.idle.remove(func(x *worker) bool { return x == w })
-}
-
-// deque is a growable ring buffer: O(1) at both ends, no allocation in steady
-// state.
-type deque[T any] struct {
-	buf        []T
-	head, size int
-}
-
-func (d *deque[T]) len() int { return d.size }
-
-func (d *deque[T]) grow() {
-	if d.size < len(d.buf) {
-		return
-	}
-	n := len(d.buf) * 2
-	if n == 0 {
-		n = 4
-	}
-	nb := make([]T, n)
-	for i := 0; i < d.size; i++ {
-		nb[i] = d.buf[(d.head+i)%len(d.buf)]
-	}
-	d.buf, d.head = nb, 0
-}
-
-func (d *deque[T]) pushBack(v T) {
-	d.grow()
-	d.buf[(d.head+d.size)%len(d.buf)] = v
-	d.size++
-}
-
-func (d *deque[T]) pushFront(v T) {
-	d.grow()
-	d.head = (d.head - 1 + len(d.buf)) % len(d.buf)
-	d.buf[d.head] = v
-	d.size++
-}
-
-func (d *deque[T]) popFront() T {
-	var zero T
-	v := d.buf[d.head]
-	d.buf[d.head] = zero // Let the GC have it.
-	d.head = (d.head + 1) % len(d.buf)
-	d.size--
-	return v
-}
-
-func (d *deque[T]) at(i int) T { return d.buf[(d.head+i)%len(d.buf)] }
-
-// filter keeps the elements for which keep returns true, in order, and
-// returns how many are left.
-func (d *deque[T]) filter(keep func(T) bool) int {
-	n := d.size
-	out := 0
-	var zero T
-	for i := 0; i < n; i++ {
-		v := d.at(i)
-		if keep(v) {
-			d.buf[(d.head+out)%len(d.buf)] = v
-			out++
-		}
-	}
-	for i := out; i < n; i++ {
-		d.buf[(d.head+i)%len(d.buf)] = zero
-	}
-	d.size = out
-	return out
-}
-
-// remove deletes the first element matching match.
-func (d *deque[T]) remove(match func(T) bool) bool {
-	found := false
-	d.filter(func(v T) bool {
-		if !found && match(v) {
-			found = true
-			return false
-		}
-		return true
-	})
-	return found
 }

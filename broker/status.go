@@ -4,67 +4,18 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/majordomo-go/majordomo/internal/dispatch"
 )
 
 // LatencyBuckets are the upper bounds of the latency histograms kept per
-// service (queue wait and service time). They span 50 µs to 60 s, enough for
-// both an in-memory echo and a slow batch job.
-var LatencyBuckets = []time.Duration{
-	50 * time.Microsecond, 100 * time.Microsecond, 250 * time.Microsecond,
-	500 * time.Microsecond, time.Millisecond, 2500 * time.Microsecond,
-	5 * time.Millisecond, 10 * time.Millisecond, 25 * time.Millisecond,
-	50 * time.Millisecond, 100 * time.Millisecond, 250 * time.Millisecond,
-	500 * time.Millisecond, time.Second, 2500 * time.Millisecond,
-	5 * time.Second, 10 * time.Second, 30 * time.Second, time.Minute,
-}
+// service (queue wait and service time): the core's, shared with eMQP so
+// that the metrics of both protocols line up.
+var LatencyBuckets = dispatch.LatencyBuckets
 
-// Histogram is a cumulative-free latency histogram: Counts[i] is the number
-// of observations in (LatencyBuckets[i-1], LatencyBuckets[i]], and the last
-// element counts those above the largest bound.
-type Histogram struct {
-	Counts []uint64
-	Count  uint64
-	Sum    time.Duration
-}
-
-func (h *Histogram) observe(d time.Duration) {
-	if h.Counts == nil {
-		h.Counts = make([]uint64, len(LatencyBuckets)+1)
-	}
-	i, _ := slices.BinarySearch(LatencyBuckets, d)
-	h.Counts[i]++
-	h.Count++
-	h.Sum += d
-}
-
-func (h Histogram) clone() Histogram {
-	h.Counts = slices.Clone(h.Counts)
-	return h
-}
-
-// serviceCounters are the per-service counters the loop keeps.
-type serviceCounters struct {
-	requests    uint64
-	replies     uint64
-	partials    uint64
-	expired     uint64
-	redelivered uint64
-	droppedBy   [numDropReasons]uint64
-	queueWait   Histogram
-	serviceTime Histogram
-	everWorker  bool // Has had a worker registered at least once.
-}
-
-// dropped is the total of droppedBy but expiries, which Expired counts.
-func (c *serviceCounters) dropped() uint64 {
-	var n uint64
-	for r, v := range c.droppedBy {
-		if DropReason(r) != DropExpired {
-			n += v
-		}
-	}
-	return n
-}
+// Histogram is a non-cumulative latency histogram over LatencyBuckets (see
+// dispatch.Histogram).
+type Histogram = dispatch.Histogram
 
 // ServiceStatus is one service in a Status.
 type ServiceStatus struct {
@@ -128,24 +79,24 @@ func (b *Broker) Status() Status {
 func (b *Broker) status() Status {
 	now := time.Now()
 	st := Status{Stats: b.snapshot(), Started: b.started0, Now: now, Endpoints: b.Endpoints()}
-	st.Services = make([]ServiceStatus, 0, len(b.services))
-	for _, s := range b.services {
-		c := &s.counters
+	st.Services = make([]ServiceStatus, 0, b.pool.Len())
+	b.pool.Range(func(q *queue) bool {
+		s, c := serviceOf(q), &q.Stats
 		st.Services = append(st.Services, ServiceStatus{
-			Name: s.name, Workers: s.workers, Idle: s.idle.len(), Busy: s.busy,
-			Queued: s.queued, QueuedBytes: s.queuedBytes, Registered: c.everWorker,
-			Requests: c.requests, Replies: c.replies, Partials: c.partials,
-			Expired: c.expired, Redelivered: c.redelivered, Dropped: c.dropped(), DroppedBy: c.droppedBy,
-			QueueWait: c.queueWait.clone(), ServiceTime: c.serviceTime.clone(),
+			Name: q.Name(), Workers: q.Members(), Idle: q.Ready(), Busy: q.Members() - q.Ready(),
+			Queued: q.Len(), QueuedBytes: q.Bytes(), Registered: c.EverServed,
+			Requests: s.requests(), Replies: c.Completed, Partials: s.partials,
+			Expired: c.Expired, Redelivered: s.redelivered, Dropped: c.Dropped, DroppedBy: s.droppedBy,
+			QueueWait: c.QueueWait.Clone(), ServiceTime: c.ServiceTime.Clone(),
 		})
-	}
+		return true
+	})
 	slices.SortFunc(st.Services, func(a, b ServiceStatus) int { return strings.Compare(a.Name, b.Name) })
 	st.Workers = make([]WorkerStatus, 0, len(b.workers))
-	live := b.liveness()
 	for _, w := range b.workers {
 		st.Workers = append(st.Workers, WorkerStatus{
-			Identity: printable(w.id), Service: w.service.name, Protocol: w.version.String(),
-			Busy: w.req != nil, Since: w.since, LastSeen: now.Sub(w.expiry.Add(-live)),
+			Identity: printable(w.id), Service: w.service.name(), Protocol: w.version.String(),
+			Busy: w.req != nil, Since: w.since, LastSeen: now.Sub(w.live.LastHeard),
 			Served: w.served,
 		})
 	}

@@ -4,8 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"strings"
-	"time"
 
+	"github.com/majordomo-go/majordomo/internal/dispatch"
 	"github.com/majordomo-go/majordomo/internal/transport"
 	"github.com/majordomo-go/majordomo/mdp"
 )
@@ -44,7 +44,7 @@ func (b *Broker) workerMessage(sender []byte, m *mdp.Message) {
 	}
 	// 7/MDP "Heartbeating": any command except DISCONNECT acts as a
 	// heartbeat.
-	w.expiry = b.now.Add(b.liveness())
+	w.live.Heard(b.now)
 	switch m.Command {
 	case mdp.Heartbeat:
 	case mdp.Partial, mdp.Final:
@@ -72,7 +72,7 @@ func (b *Broker) register(sender []byte, m *mdp.Message) {
 		b.refuseWorker(sender, m)
 		return
 	}
-	svc := b.service(name, true)
+	svc := b.service(m.Service, true)
 	if svc == nil {
 		b.drop(DropTooManyServices, "service limit reached", "service", name)
 		b.stats.Removed[RemovedTooManyServices]++
@@ -86,14 +86,18 @@ func (b *Broker) register(sender []byte, m *mdp.Message) {
 		service:   svc,
 		version:   m.Version,
 		delimited: m.Delimited,
-		expiry:    b.now.Add(b.liveness()),
-		lastSent:  b.now,
+		since:     b.now,
 	}
-	w.since = b.now
+	w.live.Heard(b.now)
+	w.live.Sent(b.now)
+	// The service exists, so joining it cannot hit MaxServices.
+	dw, err := b.pool.Join(w, []dispatch.Sub{{Queue: svc.name()}})
+	if err != nil {
+		b.log.Error("worker not registered", "worker", printable(sender), "service", name, "error", err.Error())
+		return
+	}
+	w.dw = dw
 	b.workers[w.key] = w
-	svc.workers++
-	svc.counters.everWorker = true
-	svc.emptySince = timeZero
 	b.stats.Registered++
 	b.log.Info("worker registered", "worker", printable(sender), "service", name, "protocol", m.Version.String())
 	b.workerIdle(w)
@@ -114,60 +118,60 @@ func (b *Broker) workerReply(w *worker, m *mdp.Message) {
 		if r.version == mdp.V1 {
 			// A 0.1 client takes exactly one reply per request: it gets
 			// the FINAL alone, and the PARTIALs before it are dropped.
-			b.dropFor(w.service, DropPartialToV1, "partial for 0.1 client", "service", w.service.name)
+			b.dropFor(w.service, DropPartialToV1, "partial for 0.1 client", "service", w.service.name())
 			return
 		}
 		if b.replyToClient(r, mdp.Partial, w.service.nameB, m.Body) {
 			b.stats.Partials++
-			w.service.counters.partials++
+			w.service.partials++
 		}
 		return
 	}
-	c := &w.service.counters
-	c.serviceTime.observe(b.now.Sub(r.sentAt))
+	c := &w.service.q.Stats
+	c.ServiceTime.Observe(b.now.Sub(r.sentAt))
 	if b.replyToClient(r, mdp.Final, w.service.nameB, m.Body) {
 		b.stats.Replies++
-		c.replies++
+		c.Completed++
 		w.served++
 	}
 	b.release(r)
 	w.req = nil
-	w.service.busy--
 	b.workerIdle(w)
 }
 
-// workerIdle puts w at the back of its service's idle list and serves the
-// service's queue.
+// workerIdle gives w its slot back (it is least recently used again) and
+// hands it the next request queued for its service, if any. A worker with
+// a free slot never has requests waiting in its queue, except while the
+// broker drains: the pool keeps that invariant.
 func (b *Broker) workerIdle(w *worker) {
-	w.service.idle.pushBack(w)
-	b.dispatch(w.service)
+	b.pool.Credit(w.dw, 1)
+	if e, _, ok := b.pool.Next(w.dw, b.now); ok {
+		b.deliver(w, e.Value)
+	}
 }
 
-// dispatch hands queued requests to idle workers, least recently used first.
+// dispatch hands queued requests to idle workers, least recently used
+// first. While the broker drains (Shutdown) the pool is paused: requests
+// wait, in-flight ones finish.
 func (b *Broker) dispatch(svc *service) {
-	if b.draining {
-		return // Shutdown: requests wait; in-flight ones finish.
-	}
-	for svc.idle.len() > 0 && svc.queued > 0 {
-		r := svc.dequeue()
-		b.queuedBytes -= r.size
-		w := svc.idle.popFront()
-		b.deliver(w, r)
+	for {
+		dw, e, ok := b.pool.Dispatch(svc.q, b.now)
+		if !ok {
+			return
+		}
+		b.deliver(dw.Peer, e.Value)
 	}
 }
 
-// deliver sends r to the idle worker w, which is no longer in the idle list.
+// deliver sends r to w, whose slot the pool has just taken for it.
 func (b *Broker) deliver(w *worker, r *request) {
 	r.attempts++
-	c := &w.service.counters
 	if r.attempts > 1 {
 		b.stats.Redelivered++
-		c.redelivered++
+		w.service.redelivered++
 	}
-	c.queueWait.observe(b.now.Sub(r.queuedAt))
 	r.sentAt = b.now
 	w.req = r
-	w.service.busy++
 	msg := mdp.Message{Version: w.version, Role: mdp.RoleWorker, Command: mdp.Request,
 		Client: r.client, Body: r.body, Delimited: w.delimited}
 	if err := b.sendTo(w.id, &msg); err != nil {
@@ -176,7 +180,7 @@ func (b *Broker) deliver(w *worker, r *request) {
 		b.removeWorker(w, RemovedUnreachable, false)
 		return
 	}
-	w.lastSent = b.now
+	w.live.Sent(b.now)
 	b.stats.Dispatched++
 }
 
@@ -190,37 +194,33 @@ func (b *Broker) removeWorker(w *worker, why RemoveReason, disconnect bool) {
 		b.sendDisconnect(w.id, w.version, w.delimited)
 	}
 	delete(b.workers, w.key)
-	svc := w.service
-	svc.workers--
+	b.pool.Leave(w.dw)
 	if r := w.req; r != nil {
 		w.req = nil
-		svc.busy--
 		b.requeue(r)
-	} else {
-		svc.removeIdle(w)
 	}
 	b.stats.Removed[why]++
-	b.log.Info("worker removed", "worker", printable(w.id), "service", svc.name, "reason", why.String())
+	b.log.Info("worker removed", "worker", printable(w.id), "service", w.service.name(), "reason", why.String())
 }
 
-// requeue puts back a request whose worker died, or drops it when the
+// requeue puts back a request whose worker died, at the head of its
+// client's lane so that it does not lose its place, or drops it when the
 // attempts are spent or redelivery is off.
 func (b *Broker) requeue(r *request) {
 	svc := r.service
-	switch {
-	case b.cfg.DisableRedelivery:
-		b.dropRequest(r, DropWorkerLost, "request lost with its worker", "service", svc.name)
-		b.log.Warn("request lost with its worker", "service", svc.name, "client", printable(r.client))
+	policy := dispatch.Redelivery{MaxAttempts: b.cfg.MaxAttempts, Disabled: b.cfg.DisableRedelivery}
+	switch policy.Decide(r.attempts) {
+	case dispatch.DropDisabled:
+		b.dropRequest(r, DropWorkerLost, "request lost with its worker", "service", svc.name())
+		b.log.Warn("request lost with its worker", "service", svc.name(), "client", printable(r.client))
 		return
-	case r.attempts >= b.cfg.MaxAttempts:
-		b.dropRequest(r, DropAttemptsExhausted, "request attempts exhausted", "service", svc.name)
-		b.log.Warn("request dropped after repeated worker failures", "service", svc.name,
+	case dispatch.DropExhausted:
+		b.dropRequest(r, DropAttemptsExhausted, "request attempts exhausted", "service", svc.name())
+		b.log.Warn("request dropped after repeated worker failures", "service", svc.name(),
 			"client", printable(r.client), "attempts", r.attempts)
 		return
 	}
-	r.queuedAt = b.now
-	svc.enqueue(r, true)
-	b.queuedBytes += r.size
+	b.pool.Requeue(svc.q, string(r.client), r, r.size, b.now)
 	b.dispatch(svc)
 }
 
@@ -247,16 +247,16 @@ func (b *Broker) sendDisconnect(id []byte, v mdp.Version, delimited bool) {
 // been sent anything for an interval. 7/MDP: "Both broker and worker MUST
 // send heartbeats at regular and agreed-upon intervals."
 func (b *Broker) heartbeat() {
-	cutoff := b.now.Add(-b.cfg.HeartbeatInterval + b.houseInterval())
+	hb := b.cfg.heartbeats()
 	for _, w := range b.workers {
-		if w.lastSent.After(cutoff) {
+		if !hb.Due(&w.live, b.now) {
 			continue
 		}
 		msg := mdp.Message{Version: w.version, Role: mdp.RoleWorker, Command: mdp.Heartbeat, Delimited: w.delimited}
 		err := b.sendTo(w.id, &msg)
 		switch {
 		case err == nil:
-			w.lastSent = b.now
+			w.live.Beat(b.now)
 			b.stats.Heartbeats++
 		case errors.Is(err, transport.ErrUnroutable):
 			b.removeWorker(w, RemovedUnreachable, false)
@@ -268,13 +268,10 @@ func (b *Broker) heartbeat() {
 // liveness × interval. The Guide's broker only purges idle workers, so a
 // dead busy worker keeps its request and keeps mmi.service saying 200.
 func (b *Broker) purge() {
+	hb := b.cfg.heartbeats()
 	for _, w := range b.workers {
-		if b.now.After(w.expiry) {
+		if hb.Dead(&w.live, b.now) {
 			b.removeWorker(w, RemovedExpired, true)
 		}
 	}
-}
-
-func (b *Broker) liveness() time.Duration {
-	return b.cfg.HeartbeatInterval * time.Duration(b.cfg.HeartbeatLiveness)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"github.com/majordomo-go/majordomo/broker"
 	"testing"
 	"time"
 
@@ -18,8 +19,14 @@ func TestPipeline10000InFlight(t *testing.T) {
 	for _, v := range versions() {
 		t.Run(v.String(), func(t *testing.T) {
 			const n = 10000
-			b := startBroker(t, bigQueue)
-			runWorker(t, b.endpoint, "echo", worker.HandlerFunc(echo), worker.WithConcurrency(8), worker.WithVersion(v))
+			// A slower heartbeat than the other tests use: 10,000 requests
+			// under -race on a loaded machine can stall a loop for longer
+			// than 3 × 50 ms, and needless purges would blur what this test
+			// checks (that nothing is lost or duplicated).
+			slowBeat := func(c *broker.Config) { c.HeartbeatInterval = 250 * time.Millisecond }
+			b := startBroker(t, bigQueue, slowBeat)
+			runWorker(t, b.endpoint, "echo", worker.HandlerFunc(echo), worker.WithConcurrency(8), worker.WithVersion(v),
+				worker.WithHeartbeat(250*time.Millisecond))
 			c := connect(t, b.endpoint, client.WithVersion(v))
 			waitService(t, c, "echo")
 			p, err := c.Pipeline(n)
@@ -40,7 +47,11 @@ func TestPipeline10000InFlight(t *testing.T) {
 			for range n {
 				r, err := p.Recv(ctx)
 				if err != nil {
-					t.Fatalf("recv after %d: %v (outstanding %d)", countTrue(seen), err, p.Outstanding())
+					st := b.B().Stats()
+					t.Fatalf("recv after %d: %v (outstanding %d); broker dropped %d (expired %d, attempts %d, unroutable %d), removed expired %d",
+						countTrue(seen), err, p.Outstanding(), st.TotalDropped(), st.DroppedBy(broker.DropExpired),
+						st.DroppedBy(broker.DropAttemptsExhausted), st.DroppedBy(broker.DropReplyUnroutable),
+						st.RemovedBy(broker.RemovedExpired))
 				}
 				if !r.Final || r.Service != "echo" || len(r.Body) != 1 || len(r.Body[0]) != 4 {
 					t.Fatalf("bad reply %+v", r)

@@ -49,6 +49,11 @@ func startBroker(t *testing.T, cfg broker.Config) *broker.Broker {
 	if cfg.HeartbeatInterval == 0 {
 		cfg.HeartbeatInterval = 100 * time.Millisecond
 	}
+	if cfg.HeartbeatLiveness == 0 {
+		// The fake workers here never re-register: a stall of the loaded
+		// machine longer than 3 intervals must not purge them mid-test.
+		cfg.HeartbeatLiveness = 20
+	}
 	cfg.Logger = quiet
 	b, err := broker.New(cfg)
 	if err != nil {

@@ -131,7 +131,10 @@ type Queue[J, P any] struct {
 	ready   int            // Of which with a free slot.
 	// Stats are the queue's counters; the protocol layer may update the
 	// fields documented as its own.
-	Stats      QueueStats
+	Stats QueueStats
+	// Data is the protocol's own record of the queue, as Worker.Peer is of
+	// a worker; the pool never looks at it.
+	Data       any
 	emptySince time.Time
 	gone       bool
 }
@@ -502,25 +505,49 @@ func (p *Pool[J, P]) pickReady(q *Queue[J, P]) (*Worker[J, P], *bucket[J, P]) {
 // nil.
 func (p *Pool[J, P]) Submit(q *Queue[J, P], sub []byte, job J, size int64, now time.Time) (*Worker[J, P], error) {
 	q.Stats.Submitted++
-	if !p.paused && q.fair.Len() == 0 && q.ready > 0 {
+	if p.direct(q) {
 		w, b := p.pickReady(q)
 		p.take(w, q, true, b)
 		q.Stats.QueueWait.Observe(0)
 		return w, nil
 	}
+	if err := p.bounds(q, size); err != nil {
+		q.Stats.Rejected++
+		return nil, err
+	}
+	q.fair.Push(sub, job, size, now)
+	p.cfg.Budget.add(size)
+	q.emptySince = time.Time{}
+	return nil, nil
+}
+
+// Check returns the error Submit would return for a job of size bytes
+// offered to q now, without offering it: nil when a ready worker would take
+// it or it fits the bounds. A protocol with admission rules of its own (the
+// MDP broker's per-client in-flight limit) uses it to report the pool's
+// refusal before its own, as that broker always has.
+func (p *Pool[J, P]) Check(q *Queue[J, P], size int64) error {
+	if p.direct(q) {
+		return nil
+	}
+	return p.bounds(q, size)
+}
+
+// direct reports whether a job submitted to q now goes straight to a worker.
+func (p *Pool[J, P]) direct(q *Queue[J, P]) bool {
+	return !p.paused && q.fair.Len() == 0 && q.ready > 0
+}
+
+// bounds returns the error for a job of size bytes that q cannot queue.
+func (p *Pool[J, P]) bounds(q *Queue[J, P], size int64) error {
 	l := &p.cfg.Limits
 	switch {
 	case l.MaxLen > 0 && q.fair.Len() >= l.MaxLen:
-		q.Stats.Rejected++
-		return nil, ErrQueueFull
+		return ErrQueueFull
 	case l.MaxBytes > 0 && q.fair.Bytes()+size > l.MaxBytes, !l.Budget.fits(size):
-		q.Stats.Rejected++
-		return nil, ErrQueueBytes
+		return ErrQueueBytes
 	}
-	q.fair.Push(sub, job, size, now)
-	l.Budget.add(size)
-	q.emptySince = time.Time{}
-	return nil, nil
+	return nil
 }
 
 // Requeue puts a job back at the head of q for submitter sub, ignoring the

@@ -311,6 +311,38 @@ func TestPoolBounds(t *testing.T) {
 	}
 }
 
+// Check answers what Submit would, without submitting or counting.
+func TestPoolCheck(t *testing.T) {
+	p := NewPool[*tjob, string](Config{Limits: Limits{MaxLen: 1, MaxBytes: 4}})
+	q := mustQueue(t, p, "q")
+	if err := p.Check(q, 5); !errors.Is(err, ErrQueueBytes) {
+		t.Fatalf("5 bytes: %v, want ErrQueueBytes", err)
+	}
+	if err := p.Check(q, 1); err != nil {
+		t.Fatalf("1 byte: %v", err)
+	}
+	if _, err := p.Submit(q, nil, &tjob{1}, 1, t0); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Check(q, 1); !errors.Is(err, ErrQueueFull) {
+		t.Fatalf("full queue: %v, want ErrQueueFull", err)
+	}
+	if q.Stats.Submitted != 1 || q.Stats.Rejected != 0 {
+		t.Fatalf("Check counted: %+v", q.Stats)
+	}
+	// A ready worker takes a job whatever its size, once nothing waits.
+	w := mustJoin(t, p, "w", Sub{Queue: "q"})
+	p.Credit(w, 2)
+	p.Next(w, t0)
+	if err := p.Check(q, 100); err != nil {
+		t.Fatalf("ready worker: %v", err)
+	}
+	p.SetPaused(true)
+	if err := p.Check(q, 100); !errors.Is(err, ErrQueueBytes) {
+		t.Fatalf("paused: %v, want ErrQueueBytes", err)
+	}
+}
+
 func TestPoolRequeueAndDispatch(t *testing.T) {
 	p := NewPool[*tjob, string](Config{})
 	q := mustQueue(t, p, "q")
