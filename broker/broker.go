@@ -60,7 +60,8 @@ type Broker struct {
 	budget     *dispatch.Budget // MaxQueuedBytes over all services.
 	inflight   map[string]int   // Outstanding requests per client identity.
 	stats      Stats
-	out        [][]byte // Scratch frame list for sends.
+	conns      connCounter // Connections to the endpoints, from the socket monitor.
+	out        [][]byte    // Scratch frame list for sends.
 	now        time.Time
 	started0   time.Time
 	beat       dispatch.Ticker // Heartbeats, every HeartbeatInterval.
@@ -174,9 +175,11 @@ func (b *Broker) Run(ctx context.Context) error {
 		defer ticking.Done()
 		b.tick(period, tickDone)
 	}()
+	b.startMonitor()
 	err := b.loop(ctx)
 	close(tickDone)
 	ticking.Wait()
+	b.conns.stop()
 	b.shutdown()
 	return err
 }
@@ -488,6 +491,7 @@ func (b *Broker) send() error {
 func (b *Broker) snapshot() Stats {
 	s := b.stats
 	s.Workers = len(b.workers)
+	s.Connections = int(b.conns.n.Load())
 	s.Services = b.pool.Len()
 	s.Queued, s.QueuedBytes, s.IdleWorkers = b.pool.Totals()
 	// Every worker serves one service and is idle (a free slot) or busy.

@@ -85,6 +85,7 @@ func (r RemoveReason) String() string {
 
 // Stats is a snapshot of the broker's state and counters.
 type Stats struct {
+	Connections int   // Peer connections to the broker's endpoints (clients and workers).
 	Workers     int   // Registered workers.
 	IdleWorkers int   // Of which waiting for a request.
 	BusyWorkers int   // Of which holding a request.

@@ -216,3 +216,15 @@ func TestClientInFlightLimit(t *testing.T) {
 		t.Fatalf("in-flight table holds %d clients", n)
 	}
 }
+
+func TestConnectionsGauge(t *testing.T) {
+	b := startBroker(t, fastConfig())
+	p1, p2 := newPeer(t, b.ep), newPeer(t, b.ep)
+	p1.request(mdp.V1, "mmi.service", "x")
+	p2.request(mdp.V1, "mmi.service", "x")
+	p1.getReply(wait, mdp.V1, mdp.Final)
+	p2.getReply(wait, mdp.V1, mdp.Final)
+	waitFor(t, b, "two connections", func(s Stats) bool { return s.Connections == 2 })
+	p2.close()
+	waitFor(t, b, "one connection", func(s Stats) bool { return s.Connections == 1 })
+}

@@ -27,6 +27,7 @@ type StatusResponse struct {
 
 // Totals are the broker-wide gauges and counters of a StatusResponse.
 type Totals struct {
+	Connections int    `json:"connections"`
 	Workers     int    `json:"workers"`
 	IdleWorkers int    `json:"idle_workers"`
 	BusyWorkers int    `json:"busy_workers"`
@@ -101,7 +102,7 @@ func newStatusResponse(st *broker.Status, rt *rateTracker, draining bool) *Statu
 		Started: st.Started, Now: st.Now, Running: !st.Now.IsZero(), Draining: draining,
 		Endpoints: st.Endpoints,
 		Totals: Totals{
-			Workers: st.Stats.Workers, IdleWorkers: st.IdleWorkers, BusyWorkers: st.BusyWorkers,
+			Connections: st.Stats.Connections, Workers: st.Stats.Workers, IdleWorkers: st.IdleWorkers, BusyWorkers: st.BusyWorkers,
 			Services: st.Stats.Services, Queued: st.Queued, QueuedBytes: st.QueuedBytes,
 			Requests: st.Requests, MMIRequests: st.MMIRequests, Dispatched: st.Dispatched,
 			Redelivered: st.Redelivered, Replies: st.Replies, Partials: st.Partials,

@@ -191,6 +191,7 @@ func (c *Collector) collectGlobal(ch chan<- prometheus.Metric, st *broker.Status
 	gauge(d.workers, float64(st.IdleWorkers), "idle")
 	gauge(d.workers, float64(st.BusyWorkers), "busy")
 	gauge(d.services, float64(st.Stats.Services))
+	gauge(d.connections, float64(st.Stats.Connections))
 	gauge(d.queued, float64(st.Queued))
 	gauge(d.queuedBytes, float64(st.QueuedBytes))
 	if !st.Started.IsZero() {

@@ -167,6 +167,9 @@ func TestMetricsAfterTraffic(t *testing.T) {
 	check(1, "mdbroker_services_aggregated")
 	check(2, "mdbroker_queued_requests")
 	check(3, "mdbroker_workers", "state", "idle")
+	if got := value(t, fams, "mdbroker_connections"); got < 3 {
+		t.Errorf("mdbroker_connections = %v, want at least the 3 idle workers' connections", got)
+	}
 	check(1, "mdbroker_dropped_messages_total", "reason", "header", "class", "malformed")
 	check(0, "mdbroker_dropped_messages_total", "reason", "queue_full", "class", "limit")
 	check(1, "mdbroker_workers_removed_total", "reason", "disconnect")

@@ -8,6 +8,7 @@ type descs struct {
 	requests, mmiRequests, dispatched, redelivered, replies, partials *prometheus.Desc
 	registrations, heartbeats, dropped, removed                       *prometheus.Desc
 	workers, services, queued, queuedBytes, startTime, aggregated     *prometheus.Desc
+	connections                                                       *prometheus.Desc
 
 	svcRequests, svcReplies, svcPartials, svcExpired, svcRedelivered, svcDropped *prometheus.Desc
 	svcWorkers, svcQueued, svcQueuedBytes, svcQueueWait, svcServiceTime          *prometheus.Desc
@@ -33,6 +34,7 @@ func newDescs() descs {
 		removed:       g("workers_removed_total", "Workers removed, by reason (disconnect, expired heartbeats, protocol error, ...).", "reason"),
 		workers:       g("workers", "Registered workers, by state (idle or busy).", "state"),
 		services:      g("services", "Services the broker knows (with workers or queued requests, or recently used)."),
+		connections:   g("connections", "Peer connections (clients and workers) to the broker's endpoints, from libzmq's socket monitor."),
 		queued:        g("queued_requests", "Requests waiting for a worker, over all services."),
 		queuedBytes:   g("queued_bytes", "Body bytes of the requests waiting for a worker."),
 		startTime:     g("start_time_seconds", "When the broker started serving, in seconds since the Unix epoch."),
@@ -56,7 +58,7 @@ func (d *descs) all() []*prometheus.Desc {
 	return []*prometheus.Desc{
 		d.requests, d.mmiRequests, d.dispatched, d.redelivered, d.replies, d.partials,
 		d.registrations, d.heartbeats, d.dropped, d.removed,
-		d.workers, d.services, d.queued, d.queuedBytes, d.startTime, d.aggregated,
+		d.workers, d.services, d.queued, d.queuedBytes, d.startTime, d.aggregated, d.connections,
 		d.svcRequests, d.svcReplies, d.svcPartials, d.svcExpired, d.svcRedelivered, d.svcDropped,
 		d.svcWorkers, d.svcQueued, d.svcQueuedBytes, d.svcQueueWait, d.svcServiceTime,
 	}

@@ -212,6 +212,8 @@ func (c *nativeContext) NewSocket(t Type, o Options) (Socket, error) {
 		zt = C.ZMQ_REQ
 	case Rep:
 		zt = C.ZMQ_REP
+	case Pair:
+		zt = C.ZMQ_PAIR
 	default:
 		return nil, fmt.Errorf("transport: unknown socket type %d", t)
 	}
@@ -523,6 +525,18 @@ func (n *nativeSocket) events() (int, error) {
 }
 
 func (n *nativeSocket) Wake() { n.poll.wake() }
+
+func (n *nativeSocket) Monitor(endpoint string) error {
+	if n.closed {
+		return ErrClosed
+	}
+	cs := C.CString(endpoint)
+	defer C.free(unsafe.Pointer(cs))
+	if rc, err := C.zmq_socket_monitor(n.s, cs, C.ZMQ_EVENT_ACCEPTED|C.ZMQ_EVENT_DISCONNECTED); rc != 0 {
+		return fmt.Errorf("transport: monitor %s: %w", endpoint, errnoErr(err))
+	}
+	return nil
+}
 
 func (n *nativeSocket) Close() error {
 	if n.closed {

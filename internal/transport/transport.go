@@ -41,7 +41,27 @@ const (
 	// Rep is used only by the ZAP handler (27/ZAP: "The handler SHALL use
 	// a REP or ROUTER socket").
 	Rep
+	// Pair reads a socket monitor's events (see Socket.Monitor).
+	Pair
 )
+
+// Socket monitor events that Monitor reports (libzmq's ZMQ_EVENT_*).
+const (
+	EventAccepted     uint16 = 0x0020 // ZMQ_EVENT_ACCEPTED: a peer connected.
+	EventDisconnected uint16 = 0x0200 // ZMQ_EVENT_DISCONNECTED: a peer's connection ended.
+)
+
+// ParseMonitorEvent decodes one message of a socket monitor: the event, its
+// value and the endpoint it concerns. ok is false for a malformed message.
+func ParseMonitorEvent(frames [][]byte) (event uint16, value uint32, endpoint string, ok bool) {
+	if len(frames) != 2 || len(frames[0]) != 6 {
+		return 0, 0, "", false
+	}
+	f := frames[0]
+	event = uint16(f[0]) | uint16(f[1])<<8
+	value = uint32(f[2]) | uint32(f[3])<<8 | uint32(f[4])<<16 | uint32(f[5])<<24
+	return event, value, string(frames[1]), true
+}
 
 // Mechanism is a ZMTP 3.0 security mechanism.
 type Mechanism int
@@ -185,6 +205,11 @@ type Socket interface {
 	// Bind or Connect is called, so one socket can serve CURVE on one
 	// endpoint and PLAIN on another. nil means NULL.
 	SetSecurity(s *Security) error
+	// Monitor makes libzmq publish this socket's connection events
+	// (EventAccepted, EventDisconnected) on a PAIR socket bound at endpoint,
+	// an inproc:// address in the same context; connect a Pair socket to it
+	// and decode with ParseMonitorEvent.
+	Monitor(endpoint string) error
 	// UserID returns the ZAP User-Id of the message the last Recv returned
 	// (27/ZAP: the "user id" of the handler's 200 reply), or "" when the
 	// connection was not authenticated or Options.UserID is off.

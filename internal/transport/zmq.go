@@ -43,6 +43,8 @@ func (c *zmqContext) NewSocket(t Type, o Options) (Socket, error) {
 		zt = zmq.REQ
 	case Rep:
 		zt = zmq.REP
+	case Pair:
+		zt = zmq.PAIR
 	default:
 		return nil, fmt.Errorf("transport: unknown socket type %d", t)
 	}
@@ -156,6 +158,16 @@ func (z *zmqSocket) openFD() error {
 // Wake makes a concurrent or the next WaitReadable return early. It is the
 // one method that any goroutine may call.
 func (z *zmqSocket) Wake() { z.poll.wake() }
+
+func (z *zmqSocket) Monitor(endpoint string) error {
+	if z.closed {
+		return ErrClosed
+	}
+	if err := z.s.Monitor(endpoint, zmq.EVENT_ACCEPTED|zmq.EVENT_DISCONNECTED); err != nil {
+		return fmt.Errorf("transport: monitor %s: %w", endpoint, mapErr(err))
+	}
+	return nil
+}
 
 func (z *zmqSocket) Bind(endpoint string) (string, error) {
 	if err := z.s.Bind(endpoint); err != nil {
