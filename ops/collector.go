@@ -46,9 +46,13 @@ type Collector struct {
 
 // counts are the cumulative per-service values, as added up under _other.
 type counts struct {
-	requests, replies, partials, expired, redelivered, dropped uint64
-	queueWait, serviceTime                                     hist
+	requests, replies, partials, expired, redelivered uint64
+	dropped                                           dropCounts // By broker.DropReason.
+	queueWait, serviceTime                            hist
 }
+
+// dropCounts has one counter per broker.DropReason.
+type dropCounts = [len(broker.Stats{}.Dropped)]uint64
 
 type hist struct {
 	buckets []uint64 // Non-cumulative, len(LatencyBuckets)+1.
@@ -229,7 +233,13 @@ func (c *Collector) emitService(ch chan<- prometheus.Metric, name string, v *cou
 	counter(d.svcPartials, v.partials)
 	counter(d.svcExpired, v.expired)
 	counter(d.svcRedelivered, v.redelivered)
-	counter(d.svcDropped, v.dropped)
+	for r, n := range v.dropped {
+		// Expiries have their own metric; other reasons appear once seen,
+		// which keeps the series few (labelled services × reasons seen).
+		if reason := broker.DropReason(r); n > 0 && reason != broker.DropExpired {
+			ch <- prometheus.MustNewConstMetric(d.svcDropped, prometheus.CounterValue, float64(n), name, reason.String())
+		}
+	}
 	gauge(d.svcWorkers, float64(g.idle), "idle")
 	gauge(d.svcWorkers, float64(g.busy), "busy")
 	gauge(d.svcQueued, float64(g.queued))
@@ -269,7 +279,7 @@ func histOf(h broker.Histogram) hist {
 func countsOf(s *broker.ServiceStatus) counts {
 	return counts{
 		requests: s.Requests, replies: s.Replies, partials: s.Partials, expired: s.Expired,
-		redelivered: s.Redelivered, dropped: s.Dropped,
+		redelivered: s.Redelivered, dropped: s.DroppedBy,
 		queueWait: histOf(s.QueueWait), serviceTime: histOf(s.ServiceTime),
 	}
 }
@@ -289,7 +299,9 @@ func (c *counts) add(o *counts, sign int) {
 	op(&c.partials, o.partials)
 	op(&c.expired, o.expired)
 	op(&c.redelivered, o.redelivered)
-	op(&c.dropped, o.dropped)
+	for i := range c.dropped {
+		op(&c.dropped[i], o.dropped[i])
+	}
 	for _, p := range [2][2]*hist{{&c.queueWait, &o.queueWait}, {&c.serviceTime, &o.serviceTime}} {
 		h, g := p[0], p[1]
 		for i := range h.buckets {
@@ -308,8 +320,17 @@ func (c *counts) add(o *counts, sign int) {
 // only happens when the service was forgotten and created again.
 func (c *counts) less(o *counts) bool {
 	return c.requests < o.requests || c.replies < o.replies || c.partials < o.partials ||
-		c.expired < o.expired || c.redelivered < o.redelivered || c.dropped < o.dropped ||
+		c.expired < o.expired || c.redelivered < o.redelivered || droppedLess(&c.dropped, &o.dropped) ||
 		c.queueWait.count < o.queueWait.count || c.serviceTime.count < o.serviceTime.count
+}
+
+func droppedLess(a, b *dropCounts) bool {
+	for i := range a {
+		if a[i] < b[i] {
+			return true
+		}
+	}
+	return false
 }
 
 // DropClass groups a drop reason for the class label of

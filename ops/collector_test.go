@@ -363,3 +363,21 @@ func TestQuantile(t *testing.T) {
 		t.Errorf("latency %+v", l)
 	}
 }
+
+// TestServiceDropsByReason: a labelled service's drops carry their reason.
+func TestServiceDropsByReason(t *testing.T) {
+	b := startBroker(t, broker.Config{MaxQueue: 1})
+	ep := b.Endpoints()[0]
+	startWorker(t, ep, "busy", 0, true) // Holds the first request for ever.
+	waitStatus(t, b, "worker", func(st broker.Status) bool { return st.Stats.Workers == 1 })
+	c := newClient(t, ep)
+	c.send(t, "busy", "held")
+	c.send(t, "busy", "queued")
+	c.send(t, "busy", "over the bound")
+	waitStatus(t, b, "queue full", func(st broker.Status) bool { return st.DroppedBy(broker.DropQueueFull) == 1 })
+	_, base := startServer(t, b, 100)
+	fams := scrape(t, base)
+	if got := value(t, fams, "mdbroker_service_dropped_total", "service", "busy", "reason", "queue_full"); got != 1 {
+		t.Fatalf(`mdbroker_service_dropped_total{service="busy",reason="queue_full"} = %v, want 1`, got)
+	}
+}

@@ -45,7 +45,7 @@ func newDescs() descs {
 		svcPartials:    s("partials_total", "PARTIAL replies delivered for the service."),
 		svcExpired:     s("expired_total", "Requests that expired waiting in the service's queue."),
 		svcRedelivered: s("redelivered_total", "Requests of the service handed to a second or later worker."),
-		svcDropped:     s("dropped_total", "Requests of the service dropped for any reason but expiry (queue full, attempts exhausted, client gone, ...)."),
+		svcDropped:     s("dropped_total", "Requests of the service dropped, by reason (expiry is mdbroker_service_expired_total); a reason appears once it has happened.", "reason"),
 		svcWorkers:     s("workers", "Workers of the service, by state (idle or busy).", "state"),
 		svcQueued:      s("queued_requests", "Requests waiting for a worker of the service."),
 		svcQueuedBytes: s("queued_bytes", "Body bytes of the requests waiting for a worker of the service."),
