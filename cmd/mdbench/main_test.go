@@ -1,0 +1,82 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/majordomo-go/majordomo/internal/bench"
+)
+
+// TestSmoke runs the tool's core for about two seconds with tiny settings
+// (in-process broker, workers and clients, and the raw echo) and checks that
+// it measured replies and printed sane JSON. It asserts nothing about speed:
+// throughput is measured by bench/run.sh, never by go test.
+func TestSmoke(t *testing.T) {
+	var out, errb bytes.Buffer
+	code := run([]string{"--json", "--raw", "--workers", "2", "--services", "2", "--clients", "2",
+		"--window", "4", "--size", "64", "--frames", "2", "--duration", "800ms", "--warmup", "100ms"}, &out, &errb)
+	if code != 0 {
+		t.Fatalf("exit status %d; stderr:\n%s", code, errb.String())
+	}
+	var res bench.Result
+	if err := json.Unmarshal(out.Bytes(), &res); err != nil {
+		t.Fatalf("output is not JSON: %v\n%s", err, out.String())
+	}
+	if len(res.Phases) != 2 || res.Phase("raw") == nil || res.Phase("broker") == nil {
+		t.Fatalf("phases %+v, want raw and broker", res.Phases)
+	}
+	for _, p := range res.Phases {
+		if p.Requests == 0 || p.RPS <= 0 || p.Seconds <= 0 {
+			t.Errorf("%s: %d requests in %.2fs (%.0f/s): want some", p.Name, p.Requests, p.Seconds, p.RPS)
+		}
+		if p.Errors != 0 {
+			t.Errorf("%s: %d errors", p.Name, p.Errors)
+		}
+		l := p.Latency
+		if !(l.P50 > 0 && l.P50 <= l.P90 && l.P90 <= l.P99 && l.P99 <= l.P999 && l.P999 <= l.Max) {
+			t.Errorf("%s: latency percentiles not ordered: %+v", p.Name, l)
+		}
+		if len(p.CPU) == 0 || p.CPU[0].Name != "mdbench" || p.CPU[0].PID == 0 {
+			t.Errorf("%s: cpu %+v: want this process first", p.Name, p.CPU)
+		}
+	}
+	if res.BrokerOverRaw == nil || res.BrokerOverRaw.Throughput <= 0 {
+		t.Errorf("broker_over_raw = %+v", res.BrokerOverRaw)
+	}
+	if res.Config.Workers != 2 || res.Config.Frames != 2 {
+		t.Errorf("config not echoed: %+v", res.Config)
+	}
+}
+
+// TestSyncText runs the synchronous path (window 1, client.Request) and the
+// text report.
+func TestSyncText(t *testing.T) {
+	var out, errb bytes.Buffer
+	code := run([]string{"--window", "1", "--workers", "1", "--duration", "500ms", "--warmup", "100ms"}, &out, &errb)
+	if code != 0 {
+		t.Fatalf("exit status %d; stderr:\n%s", code, errb.String())
+	}
+	for _, want := range []string{"broker: broker (in process)", "req/s", "latency us: p50", "cpu per request:"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, out.String())
+		}
+	}
+}
+
+func TestBadFlags(t *testing.T) {
+	for _, args := range [][]string{
+		{"--window", "0"},
+		{"--size", "4"},
+		{"--workers", "2", "--services", "3"},
+		{"--peers", "elsewhere"},
+		{"--perf-record", "x"},
+		{"extra"},
+	} {
+		var out, errb bytes.Buffer
+		if code := run(args, &out, &errb); code != 2 {
+			t.Errorf("%q: exit status %d, want 2 (stderr %q)", args, code, errb.String())
+		}
+	}
+}
