@@ -65,6 +65,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&cfg.ThreadCPU, "thread-cpu", false, "in-process broker/echo on a locked OS thread; report its threads' CPU (changes scheduling)")
 	fs.DurationVar(&cfg.Progress, "progress", 0, "print a progress line every `INTERVAL` (default: every 5s on runs of 10s or more)")
 	fs.StringVar(&cfg.Label, "label", "", "free text copied into the JSON result")
+	fs.BoolVar(&cfg.Curve, "curve", false, "CURVE-encrypt the broker's connections (certificates made by mdbench, or given below for -b)")
+	fs.StringVar(&cfg.CurveServerKey, "curve-server-key", "", "with -b: the broker's public key (Z85) or certificate `FILE`")
+	fs.StringVar(&cfg.CurveCert, "curve-cert", "", "with -b: the secret certificate `FILE` of clients and workers")
 	jsonOut := fs.Bool("json", false, "print one JSON object instead of text")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {

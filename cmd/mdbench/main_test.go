@@ -80,3 +80,24 @@ func TestBadFlags(t *testing.T) {
 		}
 	}
 }
+
+// TestCurveSmoke: --curve runs the broker with CURVE and the raw echo plain,
+// and both phases carry traffic.
+func TestCurveSmoke(t *testing.T) {
+	var out, errb bytes.Buffer
+	code := run([]string{"--json", "--raw", "--curve", "--window", "4", "--duration", "500ms", "--warmup", "100ms"}, &out, &errb)
+	if code != 0 {
+		t.Fatalf("exit status %d; stderr:\n%s", code, errb.String())
+	}
+	var res bench.Result
+	if err := json.Unmarshal(out.Bytes(), &res); err != nil {
+		t.Fatalf("output is not JSON: %v\n%s", err, out.String())
+	}
+	if !res.Config.Curve || res.Phase("broker") == nil || res.Phase("broker").Requests == 0 || res.Phase("raw").Requests == 0 {
+		t.Fatalf("result %+v", res)
+	}
+	var errb2 bytes.Buffer
+	if code := run([]string{"-b", "tcp://127.0.0.1:1", "--curve"}, &out, &errb2); code != 2 {
+		t.Fatalf("--curve with -b and no keys: exit %d (%s)", code, errb2.String())
+	}
+}

@@ -55,6 +55,13 @@ type Config struct {
 	Progress    time.Duration `json:"-"`                      // Progress line interval on stderr (0: none).
 	ThreadCPU   bool          `json:"thread_cpu,omitempty"`   // In-process broker/echo on a locked OS thread, its CPU read per thread.
 	Label       string        `json:"label,omitempty"`        // Free text copied into the result.
+	// Curve turns CURVE on: for a broker mdbench starts, it makes the
+	// certificates itself; against an external one CurveServerKey and
+	// CurveCert name them. The raw echo stays plain.
+	Curve           bool   `json:"curve,omitempty"`
+	CurveServerKey  string `json:"curve_server_key,omitempty"`  // Broker public key (Z85) or certificate file.
+	CurveCert       string `json:"curve_cert,omitempty"`        // Secret certificate of clients and workers.
+	CurveBrokerCert string `json:"curve_broker_cert,omitempty"` // Broker secret certificate (made by mdbench).
 }
 
 // Defaults returns the default configuration: an in-process broker, two
@@ -89,6 +96,9 @@ func (c *Config) Validate() error {
 	case BrokerExternal:
 		if c.Endpoint == "" && !c.RawOnly {
 			return errors.New("an external broker needs its endpoint (-b)")
+		}
+		if c.Curve && (c.CurveServerKey == "" || c.CurveCert == "") {
+			return errors.New("--curve with -b needs --curve-server-key and --curve-cert")
 		}
 	default:
 		return bad("broker", c.Broker, "must be inproc, spawn or external")

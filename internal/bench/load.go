@@ -72,9 +72,14 @@ func startClients(cfg Config, endpoint string) (*clientLoad, error) {
 	for i := range names {
 		names[i] = serviceName(i, cfg.Services)
 	}
+	copts, _, err := peerCurve(cfg)
+	if err != nil {
+		l.abort()
+		return nil, err
+	}
 	for i := range cfg.Clients {
-		c, err := client.Connect(endpoint, client.WithVersion(mdp.Version(cfg.Protocol)),
-			client.WithLogger(discard), client.WithTimeout(30*time.Second), client.WithRetries(0))
+		c, err := client.Connect(endpoint, append([]client.Option{client.WithVersion(mdp.Version(cfg.Protocol)),
+			client.WithLogger(discard), client.WithTimeout(30 * time.Second), client.WithRetries(0)}, copts...)...)
 		if err != nil {
 			l.abort()
 			return nil, err
@@ -223,10 +228,15 @@ func echo(_ context.Context, req *worker.Request) ([][]byte, error) { return req
 func startWorkers(cfg Config, endpoint string) (*workerSet, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &workerSet{cancel: cancel, errs: make(chan error, cfg.Services)}
+	_, wopts, err := peerCurve(cfg)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
 	for i, n := range workersPer(cfg.Workers, cfg.Services) {
 		w, err := worker.New(endpoint, serviceName(i, cfg.Services), worker.HandlerFunc(echo),
-			worker.WithVersion(mdp.Version(cfg.Protocol)), worker.WithConcurrency(n),
-			worker.WithLogger(discard), worker.WithShutdownTimeout(time.Second))
+			append([]worker.Option{worker.WithVersion(mdp.Version(cfg.Protocol)), worker.WithConcurrency(n),
+				worker.WithLogger(discard), worker.WithShutdownTimeout(time.Second)}, wopts...)...)
 		if err != nil {
 			s.stop()
 			return nil, err
@@ -250,7 +260,12 @@ func (s *workerSet) stop() {
 func waitWorkers(ctx context.Context, cfg Config, endpoint string, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	c, err := client.Connect(endpoint, client.WithLogger(discard), client.WithTimeout(time.Second), client.WithRetries(0))
+	copts, _, err := peerCurve(cfg)
+	if err != nil {
+		return err
+	}
+	c, err := client.Connect(endpoint, append([]client.Option{client.WithLogger(discard), client.WithTimeout(time.Second),
+		client.WithRetries(0)}, copts...)...)
 	if err != nil {
 		return err
 	}

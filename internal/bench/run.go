@@ -85,9 +85,16 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (*Result, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	cleanup, err := prepareCurve(&cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer cleanup()
 	res := &Result{Config: cfg, Host: host()}
 	if cfg.Raw || cfg.RawOnly {
-		ph, err := runRaw(ctx, cfg, progress)
+		plain := cfg // The raw echo speaks NULL: its clients do too.
+		plain.CurveServerKey, plain.CurveCert = "", ""
+		ph, err := runRaw(ctx, plain, progress)
 		if err != nil {
 			return nil, fmt.Errorf("raw: %w", err)
 		}
@@ -208,7 +215,11 @@ func runBroker(ctx context.Context, cfg Config, progress io.Writer) (*Phase, err
 				return nil, err
 			}
 		}
-		c, err := spawn("broker", cfg.BrokerCPU, cfg.BrokerBin, "--endpoint", ep, "--log-level", "warn")
+		args := []string{"--endpoint", ep, "--log-level", "warn"}
+		if cfg.CurveBrokerCert != "" {
+			args = append(args, "--curve-secret-key", cfg.CurveBrokerCert)
+		}
+		c, err := spawn("broker", cfg.BrokerCPU, cfg.BrokerBin, args...)
 		if err != nil {
 			return nil, err
 		}
@@ -224,7 +235,11 @@ func runBroker(ctx context.Context, cfg Config, progress io.Writer) (*Phase, err
 		if ep == "" {
 			ep = "tcp://127.0.0.1:*"
 		}
-		b, tids, err := startBroker(ep, cfg.ThreadCPU)
+		sec, err := brokerSecurity(cfg)
+		if err != nil {
+			return nil, err
+		}
+		b, tids, err := startBroker(ep, sec, cfg.ThreadCPU)
 		if err != nil {
 			return nil, err
 		}
@@ -273,9 +288,9 @@ type inprocBroker struct {
 	done     chan error
 }
 
-func startBroker(endpoint string, lockThread bool) (*inprocBroker, []int, error) {
+func startBroker(endpoint string, sec *broker.Security, lockThread bool) (*inprocBroker, []int, error) {
 	before := threads()
-	b, err := broker.New(broker.Config{Endpoints: []string{endpoint}, Logger: discard})
+	b, err := broker.New(broker.Config{Endpoints: []string{endpoint}, Logger: discard, Security: sec})
 	if err != nil {
 		return nil, nil, err
 	}
