@@ -81,40 +81,5 @@ func benchEcho(b *testing.B, window int) {
 }
 
 func benchWorker(b *testing.B, ep string, stop chan struct{}) {
-	zc, _ := transport.NewContext()
-	defer zc.Term()
-	w, _ := zc.NewSocket(transport.Dealer, transport.Options{})
-	defer w.Close()
-	w.Connect(ep)
-	ready, _ := mdp.Encode(&mdp.Message{Version: mdp.V2, Role: mdp.RoleWorker, Command: mdp.Ready, Service: []byte("echo")})
-	w.Send(ready, false)
-	out := make([][]byte, 0, 8)
-	for {
-		select {
-		case <-stop:
-			return
-		default:
-		}
-		ok, err := w.WaitReadable(10 * time.Millisecond)
-		if err != nil {
-			b.Error(err)
-			return
-		}
-		if !ok {
-			continue
-		}
-		for {
-			f, _, err := w.Recv(0, true)
-			if err != nil {
-				break
-			}
-			m, err := mdp.DecodeFromBroker(f)
-			if err != nil || m.Command != mdp.Request {
-				continue
-			}
-			reply := mdp.Message{Version: mdp.V2, Role: mdp.RoleWorker, Command: mdp.Final, Client: m.Client, Body: m.Body}
-			out, _ = mdp.Append(out[:0], &reply)
-			w.Send(out, false)
-		}
-	}
+	benchSecureWorker(b, ep, nil, stop)
 }

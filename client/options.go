@@ -99,18 +99,11 @@ func WithLogger(l *slog.Logger) Option {
 // then mentions CURVE.
 func WithCurve(serverKey auth.Key, cert *auth.Cert) Option {
 	return func(c *config) error {
-		if cert == nil {
-			return fmt.Errorf("%w: CURVE needs the client's certificate", ErrInvalidOption)
+		sec, err := auth.CurveClient(serverKey, cert, "client")
+		if err != nil {
+			return fmt.Errorf("%w: %w", ErrInvalidOption, err)
 		}
-		sec, ok := cert.Secret()
-		if !ok {
-			return fmt.Errorf("%w: CURVE needs the client's secret certificate, not the public one", ErrInvalidOption)
-		}
-		if serverKey.IsZero() {
-			return fmt.Errorf("%w: CURVE needs the broker's public key", ErrInvalidOption)
-		}
-		c.security = &transport.Security{Mechanism: transport.Curve,
-			PublicKey: cert.Public[:], SecretKey: sec[:], ServerKey: serverKey[:]}
+		c.security = sec
 		return nil
 	}
 }
@@ -119,10 +112,11 @@ func WithCurve(serverKey auth.Key, cert *auth.Cert) Option {
 // (24/ZMTP-PLAIN). They cross the network in clear: trusted networks only.
 func WithPlain(username, password string) Option {
 	return func(c *config) error {
-		if username == "" || len(username) > 255 || len(password) > 255 {
-			return fmt.Errorf("%w: PLAIN user name must be 1 to 255 bytes, password at most 255", ErrInvalidOption)
+		sec, err := auth.PlainClient(username, password)
+		if err != nil {
+			return fmt.Errorf("%w: %w", ErrInvalidOption, err)
 		}
-		c.security = &transport.Security{Mechanism: transport.Plain, Username: username, Password: password}
+		c.security = sec
 		return nil
 	}
 }

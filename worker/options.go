@@ -162,18 +162,11 @@ func WithLogger(l *slog.Logger) Option {
 // with DISCONNECT; the worker logs it and keeps reconnecting with backoff.
 func WithCurve(serverKey auth.Key, cert *auth.Cert) Option {
 	return func(c *config) error {
-		if cert == nil {
-			return fmt.Errorf("%w: CURVE needs the worker's certificate", ErrInvalidOption)
+		sec, err := auth.CurveClient(serverKey, cert, "worker")
+		if err != nil {
+			return fmt.Errorf("%w: %w", ErrInvalidOption, err)
 		}
-		sec, ok := cert.Secret()
-		if !ok {
-			return fmt.Errorf("%w: CURVE needs the worker's secret certificate, not the public one", ErrInvalidOption)
-		}
-		if serverKey.IsZero() {
-			return fmt.Errorf("%w: CURVE needs the broker's public key", ErrInvalidOption)
-		}
-		c.security = &transport.Security{Mechanism: transport.Curve,
-			PublicKey: cert.Public[:], SecretKey: sec[:], ServerKey: serverKey[:]}
+		c.security = sec
 		return nil
 	}
 }
@@ -182,10 +175,11 @@ func WithCurve(serverKey auth.Key, cert *auth.Cert) Option {
 // (24/ZMTP-PLAIN). They cross the network in clear: trusted networks only.
 func WithPlain(username, password string) Option {
 	return func(c *config) error {
-		if username == "" || len(username) > 255 || len(password) > 255 {
-			return fmt.Errorf("%w: PLAIN user name must be 1 to 255 bytes, password at most 255", ErrInvalidOption)
+		sec, err := auth.PlainClient(username, password)
+		if err != nil {
+			return fmt.Errorf("%w: %w", ErrInvalidOption, err)
 		}
-		c.security = &transport.Security{Mechanism: transport.Plain, Username: username, Password: password}
+		c.security = sec
 		return nil
 	}
 }
