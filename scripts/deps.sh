@@ -6,7 +6,7 @@ need=()
 dpkg -s libzmq3-dev >/dev/null 2>&1 || need+=(libzmq3-dev)
 dpkg -s pkg-config >/dev/null 2>&1 || need+=(pkg-config)
 dpkg -s python3-zmq >/dev/null 2>&1 || need+=(python3-zmq)
-command -v gcc >/dev/null 2>command -v gcc >/dev/null 2>&1 || need+=(gcc)1 || need+=(gcc)
+command -v gcc >/dev/null 2>&1 || need+=(gcc)
 # Debian chromium drives the status-page browser test (ops/browser_test.go).
 dpkg -s chromium >/dev/null 2>&1 || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
