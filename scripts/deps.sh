@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
-# Installs what building and testing need, if it is missing: libzmq (with
-# pkg-config for cgo), Debian's pyzmq for the interop tests, gcc for cgo.
+# Installs what building needs, if it is missing: libzmq (with pkg-config for
+# cgo) and gcc. With --test, also what the tests need: Debian's pyzmq for the
+# interop tests and chromium for the status-page browser test.
 set -euo pipefail
 need=()
 dpkg -s libzmq3-dev >/dev/null 2>&1 || need+=(libzmq3-dev)
 dpkg -s pkg-config >/dev/null 2>&1 || need+=(pkg-config)
-dpkg -s python3-zmq >/dev/null 2>&1 || need+=(python3-zmq)
 command -v gcc >/dev/null 2>&1 || need+=(gcc)
-# Debian chromium drives the status-page browser test (ops/browser_test.go).
-dpkg -s chromium >/dev/null 2>&1 || need+=(chromium)
+if [ "${1:-}" = "--test" ]; then
+	dpkg -s python3-zmq >/dev/null 2>&1 || need+=(python3-zmq)
+	dpkg -s chromium >/dev/null 2>&1 || need+=(chromium)
+fi
 if [ ${#need[@]} -gt 0 ]; then
 	sudo=""
 	[ "$(id -u)" -eq 0 ] || sudo="sudo"
