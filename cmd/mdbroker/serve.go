@@ -92,6 +92,11 @@ func serve(l *config.Loaded, stderr io.Writer, sigs <-chan os.Signal, reload fun
 			}
 			return 1
 		}
+		if d.http != nil {
+			if err := d.http.AddEMQP(e); err != nil {
+				d.log.Warn("eMQP metrics off", "error", err.Error())
+			}
+		}
 		emqpErr = make(chan error, 1)
 		go func() { emqpErr <- e.Run(context.Background()) }()
 	}

@@ -1,0 +1,71 @@
+package ops
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/majordomo-go/majordomo/broker"
+	"github.com/majordomo-go/majordomo/emqp"
+)
+
+// TestEMQPMetrics: a job manager's INFORM and a client's REQUEST show up in
+// the eMQP metrics of /metrics.
+func TestEMQPMetrics(t *testing.T) {
+	b := startBroker(t, broker.Config{})
+	srv, base := startServer(t, b, 100)
+	e, err := emqp.New(emqp.Config{Frontend: "tcp://127.0.0.1:*", Backend: "tcp://127.0.0.1:*",
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- e.Run(context.Background()) }()
+	t.Cleanup(func() { e.Close(); <-done })
+	if err := srv.AddEMQP(e); err != nil {
+		t.Fatal(err)
+	}
+	eps := e.Endpoints()
+	zc, jm := socket(t, eps.Backend)
+	defer zc.Term()
+	defer jm.Close()
+	str := func(ss ...string) [][]byte {
+		out := make([][]byte, len(ss))
+		for i, s := range ss {
+			out[i] = []byte(s)
+		}
+		return out
+	}
+	jm.Send(str("", "eMQP/1.0", "INFORM", "m1", `[[10, "jobs"]]`, "worker"), false)
+	// The queue exists once the INFORM is in; a REQUEST before that would
+	// go to the default queue, as in EventMQ.
+	for deadline := time.Now().Add(5 * time.Second); e.Status().Stats.Workers < 1; {
+		if time.Now().After(deadline) {
+			t.Fatal("job manager never registered")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	zc2, cl := socket(t, eps.Frontend)
+	defer zc2.Term()
+	defer cl.Close()
+	cl.Send(str("", "eMQP/1.0", "REQUEST", "r1", "jobs", "", "payload"), false)
+	deadline := time.Now().Add(5 * time.Second)
+	for e.Status().Requests < 1 || e.Status().Stats.Workers < 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("eMQP traffic not seen: %+v", e.Status().Stats)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	fams := scrape(t, base)
+	if got := value(t, fams, "mdbroker_emqp_requests_total"); got != 1 {
+		t.Errorf("mdbroker_emqp_requests_total = %v, want 1", got)
+	}
+	if got := value(t, fams, "mdbroker_emqp_job_managers"); got != 1 {
+		t.Errorf("mdbroker_emqp_job_managers = %v, want 1", got)
+	}
+	if got := value(t, fams, "mdbroker_emqp_queue_waiting_requests", "queue", "jobs"); got != 1 {
+		t.Errorf(`mdbroker_emqp_queue_waiting_requests{queue="jobs"} = %v, want 1 (no READY yet); queues %+v`, got, e.Status().Queues)
+	}
+}
