@@ -2,6 +2,16 @@ package transport
 
 /*
 #cgo pkg-config: libzmq
+// These C functions neither keep the Go pointers they get nor call back
+// into Go, so cgo may skip the escape of their arguments and the callback
+// bookkeeping on every message.
+#cgo noescape mdg_recv
+#cgo nocallback mdg_recv
+#cgo noescape mdg_copy
+#cgo nocallback mdg_copy
+#cgo noescape mdg_send
+#cgo nocallback mdg_send
+#cgo nocallback mdg_events
 #include <zmq.h>
 #include <errno.h>
 #include <stdlib.h>
