@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/majordomo-go/majordomo/internal/dispatch"
+	"github.com/majordomo-go/majordomo/internal/loop"
 	"github.com/majordomo-go/majordomo/internal/transport"
 	"github.com/majordomo-go/majordomo/mdp"
 )
@@ -40,17 +41,13 @@ type Broker struct {
 	sock      transport.Socket
 	endpoints []string
 
-	calls chan func() // Work other goroutines run on the loop (Stats, Status).
+	// life starts and stops the loop and carries other goroutines' calls
+	// (Stats, Status) to it.
+	life *loop.Life
 	// tickReset gives the ticker a new period when Reload changes the
 	// heartbeat interval.
 	tickReset chan time.Duration
-	stop      chan struct{}
-	done      chan struct{}
-
-	lifeMu   sync.Mutex // Guards only started/stopOnce, never broker state.
-	started  bool
-	stopOnce sync.Once
-	final    Stats // Written by Run before done is closed.
+	final     Stats // Written by Run before the loop is marked finished.
 
 	// Everything below belongs to the Run goroutine.
 	workers map[string]*worker
@@ -109,10 +106,8 @@ func New(cfg Config) (*Broker, error) {
 		log:        cfg.Logger,
 		zctx:       zctx,
 		sock:       sock,
-		calls:      make(chan func(), 64),
+		life:       loop.New(sock.Wake),
 		tickReset:  make(chan time.Duration, 1),
-		stop:       make(chan struct{}),
-		done:       make(chan struct{}),
 		workers:    make(map[string]*worker),
 		budget:     &dispatch.Budget{Max: cfg.MaxQueuedBytes},
 		inflight:   make(map[string]int),
@@ -147,20 +142,13 @@ func (b *Broker) Endpoints() []string {
 // sends DISCONNECT to every worker and closes its socket. It returns nil on
 // such a shutdown.
 func (b *Broker) Run(ctx context.Context) error {
-	b.lifeMu.Lock()
-	if b.started {
-		b.lifeMu.Unlock()
-		return ErrRunning
-	}
-	select {
-	case <-b.stop:
-		b.lifeMu.Unlock()
+	if err := b.life.Begin(); err != nil {
+		if errors.Is(err, loop.ErrRunning) {
+			return ErrRunning
+		}
 		return ErrClosed
-	default:
 	}
-	b.started = true
-	b.lifeMu.Unlock()
-	defer close(b.done)
+	defer b.life.End()
 
 	b.log.Info("broker started", "endpoints", b.endpoints,
 		"heartbeat", b.cfg.HeartbeatInterval, "liveness", b.cfg.HeartbeatLiveness)
@@ -206,20 +194,10 @@ func (b *Broker) tick(period time.Duration, done <-chan struct{}) {
 // Close stops a running broker and waits for Run to return, or releases the
 // socket of a broker that never ran. It is safe to call more than once.
 func (b *Broker) Close() error {
-	b.lifeMu.Lock()
-	started := b.started
-	b.stopOnce.Do(func() {
-		close(b.stop)
-		b.sock.Wake()
-		if !started {
-			b.sock.Close()
-			b.zctx.Term()
-		}
+	b.life.Stop(func() {
+		b.sock.Close()
+		b.zctx.Term()
 	})
-	b.lifeMu.Unlock()
-	if started {
-		<-b.done
-	}
 	return nil
 }
 
@@ -230,32 +208,14 @@ func (b *Broker) Close() error {
 // DropShutdown and logged). It returns ctx.Err() if the grace period ran out
 // with requests in flight, nil otherwise.
 func (b *Broker) Shutdown(ctx context.Context) error {
-	busy := -1
-	if b.inLoop(func() {
+	pause := func() {
 		if !b.pool.Paused() {
 			b.log.Info("draining: no new dispatches; waiting for in-flight requests")
 		}
 		b.pool.SetPaused(true)
-	}) {
-		tick := time.NewTicker(10 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			if !b.inLoop(func() { busy = b.snapshot().BusyWorkers }) || busy == 0 {
-				break
-			}
-			select {
-			case <-ctx.Done():
-			case <-tick.C:
-				continue
-			}
-			break
-		}
 	}
-	b.Close()
-	if busy > 0 {
-		return ctx.Err()
-	}
-	return nil
+	busy := func() int { return b.snapshot().BusyWorkers }
+	return loop.Drain(ctx, b.life, pause, busy, func() { b.Close() })
 }
 
 // Stats returns a snapshot of the broker's state and counters. After Run has
@@ -270,46 +230,15 @@ func (b *Broker) Stats() Stats {
 
 // finalStats is what Stats and Status report when the loop is not running.
 func (b *Broker) finalStats() Stats {
-	select {
-	case <-b.done:
+	if b.life.Finished() {
 		return b.final
-	default:
-		return Stats{}
 	}
+	return Stats{}
 }
 
 // inLoop runs fn on the event loop goroutine, which owns all broker state,
-// and waits for it. It returns false, without running fn, if the loop is not
-// running.
-func (b *Broker) inLoop(fn func()) bool {
-	b.lifeMu.Lock()
-	started := b.started
-	b.lifeMu.Unlock()
-	if !started {
-		return false
-	}
-	finished := make(chan struct{})
-	call := func() { fn(); close(finished) }
-	select {
-	case b.calls <- call:
-	case <-b.done:
-		return false
-	}
-	// Queue first, then wake: the loop looks at the queue after every wake.
-	b.sock.Wake()
-	select {
-	case <-finished:
-		return true
-	case <-b.done:
-		// The loop may have run the call just before it stopped.
-		select {
-		case <-finished:
-			return true
-		default:
-			return false
-		}
-	}
-}
+// and waits for it; false if the loop is not running.
+func (b *Broker) inLoop(fn func()) bool { return b.life.Call(fn) }
 
 func (b *Broker) loop(ctx context.Context) error {
 	b.now = time.Now()
@@ -322,9 +251,9 @@ func (b *Broker) loop(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-b.stop:
+		case <-b.life.Stopping():
 			return nil
-		case fn := <-b.calls:
+		case fn := <-b.life.Calls():
 			fn()
 		default:
 		}

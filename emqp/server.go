@@ -16,12 +16,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/majordomo-go/majordomo/emqp/schedule"
 	"github.com/majordomo-go/majordomo/emqp/wire"
 	"github.com/majordomo-go/majordomo/internal/dispatch"
+	"github.com/majordomo-go/majordomo/internal/loop"
 	"github.com/majordomo-go/majordomo/internal/transport"
 )
 
@@ -116,14 +116,8 @@ type Server struct {
 	endpoints Endpoints
 	sched     *schedule.Scheduler // The built-in scheduler, or nil.
 
-	calls chan func()
-	stop  chan struct{}
-	done  chan struct{}
-
-	lifeMu   sync.Mutex // Guards started and stopOnce only.
-	started  bool
-	stopOnce sync.Once
-	final    Stats
+	life  *loop.Life // Start, stop, and other goroutines' calls to the loop.
+	final Stats
 
 	// Everything below belongs to the Run goroutine.
 	pool       *pool
@@ -157,9 +151,6 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{
 		cfg:        cfg,
 		log:        cfg.Logger,
-		calls:      make(chan func(), 64),
-		stop:       make(chan struct{}),
-		done:       make(chan struct{}),
 		workers:    make(map[string]*worker),
 		schedulers: make(map[string]*scheduler),
 		processed:  make(map[string]uint64),
@@ -167,6 +158,7 @@ func New(cfg Config) (*Server, error) {
 		warnings:   make(map[string]int),
 		hb:         dispatch.Heartbeats{Interval: cfg.HeartbeatInterval, Timeout: cfg.HeartbeatTimeout},
 	}
+	s.life = loop.New(func() { s.poller.Wake() })
 	s.budget.Max = cfg.MaxQueuedBytes
 	sel := dispatch.WeightedRoundRobin
 	if cfg.StrictPriority {
@@ -276,20 +268,13 @@ func (s *Server) Endpoints() Endpoints { return s.endpoints }
 // DISCONNECT. On the way out it sends KBYE to every job manager and
 // scheduler and closes the sockets. It returns nil, or ErrAdminShutdown.
 func (s *Server) Run(ctx context.Context) error {
-	s.lifeMu.Lock()
-	if s.started {
-		s.lifeMu.Unlock()
-		return ErrRunning
-	}
-	select {
-	case <-s.stop:
-		s.lifeMu.Unlock()
+	if err := s.life.Begin(); err != nil {
+		if errors.Is(err, loop.ErrRunning) {
+			return ErrRunning
+		}
 		return ErrClosed
-	default:
 	}
-	s.started = true
-	s.lifeMu.Unlock()
-	defer close(s.done)
+	defer s.life.End()
 	s.log.Info("emqp router started", "frontend", s.endpoints.Frontend, "backend", s.endpoints.Backend,
 		"admin", s.endpoints.Admin, "pub_in", s.endpoints.PubIn, "pub_out", s.endpoints.PubOut,
 		"heartbeat", s.cfg.HeartbeatInterval, "heartbeat_timeout", s.cfg.HeartbeatTimeout)
@@ -303,20 +288,7 @@ func (s *Server) Run(ctx context.Context) error {
 // Close stops a running server and waits for Run to return, or releases
 // the sockets of a server that never ran. It is safe to call more than once.
 func (s *Server) Close() error {
-	s.lifeMu.Lock()
-	started := s.started
-	s.stopOnce.Do(func() {
-		close(s.stop)
-		if started {
-			s.poller.Wake()
-		} else {
-			s.release()
-		}
-	})
-	s.lifeMu.Unlock()
-	if started {
-		<-s.done
-	}
+	s.life.Stop(s.release)
 	return nil
 }
 
@@ -325,33 +297,15 @@ func (s *Server) Close() error {
 // manager holds a request or ctx is done, then stops as Close does. It
 // returns ctx.Err() if requests were still in flight.
 func (s *Server) Shutdown(ctx context.Context) error {
-	inFlight := -1
-	if s.inLoop(func() {
+	pause := func() {
 		if !s.draining {
 			s.log.Info("emqp draining: no new dispatches; waiting for in-flight requests")
 		}
 		s.draining = true
 		s.pool.SetPaused(true)
-	}) {
-		tick := time.NewTicker(10 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			if !s.inLoop(func() { inFlight = s.snapshot().InFlight }) || inFlight == 0 {
-				break
-			}
-			select {
-			case <-ctx.Done():
-			case <-tick.C:
-				continue
-			}
-			break
-		}
 	}
-	s.Close()
-	if inFlight > 0 {
-		return ctx.Err()
-	}
-	return nil
+	inFlight := func() int { return s.snapshot().InFlight }
+	return loop.Drain(ctx, s.life, pause, inFlight, func() { s.Close() })
 }
 
 // Stats returns a snapshot of the counters; after Run has returned, the
@@ -375,42 +329,15 @@ func (s *Server) Status() Status {
 }
 
 func (s *Server) finalStats() Stats {
-	select {
-	case <-s.done:
+	if s.life.Finished() {
 		return s.final
-	default:
-		return Stats{}
 	}
+	return Stats{}
 }
 
 // inLoop runs fn on the loop goroutine and waits for it; false if the loop
 // is not running.
-func (s *Server) inLoop(fn func()) bool {
-	s.lifeMu.Lock()
-	started := s.started
-	s.lifeMu.Unlock()
-	if !started {
-		return false
-	}
-	finished := make(chan struct{})
-	select {
-	case s.calls <- func() { fn(); close(finished) }:
-	case <-s.done:
-		return false
-	}
-	s.poller.Wake()
-	select {
-	case <-finished:
-		return true
-	case <-s.done:
-		select {
-		case <-finished:
-			return true
-		default:
-			return false
-		}
-	}
-}
+func (s *Server) inLoop(fn func()) bool { return s.life.Call(fn) }
 
 func (s *Server) loop(ctx context.Context) error {
 	s.now = time.Now()
@@ -422,9 +349,9 @@ func (s *Server) loop(ctx context.Context) error {
 			select {
 			case <-ctx.Done():
 				return nil
-			case <-s.stop:
+			case <-s.life.Stopping():
 				return nil
-			case fn := <-s.calls:
+			case fn := <-s.life.Calls():
 				fn()
 			default:
 				more = false
