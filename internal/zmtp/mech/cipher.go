@@ -14,15 +14,21 @@ import (
 // too). Not safe for concurrent use by two senders; Seal and Open may run on
 // different goroutines (one sender, one receiver).
 type Cipher interface {
-	// Seal appends to dst one complete ZMTP command frame (frame header
-	// included: flags byte 0x04 (+0x02 LONG when the body exceeds 255
-	// bytes), then 1-byte or 8-byte big-endian size, then the command body
-	// "\x07MESSAGE" + nonce + box) carrying body with the given inner flags
-	// (bits other than MORE and COMMAND are dropped). Nonces strictly
-	// increase; it returns an error only if the nonce space is spent.
+	// Seal appends to dst one complete ZMTP frame carrying body with the
+	// given inner flags (bits other than MORE and COMMAND are dropped):
+	// frame flags 0x00 (+0x02 LONG when the frame body exceeds 255 bytes),
+	// 1-byte or 8-byte big-endian size, then "\x07MESSAGE" + nonce + box.
+	// The frame is a message frame, not a command frame: libzmq 4.3 sends
+	// MESSAGE that way (its encoder clears all flags on the encrypted
+	// message) and hands frames with the COMMAND bit to its command
+	// handler, which drops unknown names, so a 0x04 frame never arrives.
+	// Nonces strictly increase; it returns an error only if the nonce
+	// space is spent.
 	Seal(dst []byte, flags byte, body []byte) ([]byte, error)
-	// Open decrypts a MESSAGE command given the whole command frame body
-	// (starting with "\x07MESSAGE"). It returns the inner flags (MORE and
+	// Open decrypts a MESSAGE command given the whole frame body (starting
+	// with "\x07MESSAGE"). After a CURVE handshake every frame the peer
+	// sends, whatever its COMMAND bit, must be passed here (libzmq decodes
+	// them all). It returns the inner flags (MORE and
 	// COMMAND bits) and the plaintext, which aliases commandBody (decrypted
 	// in place; commandBody is overwritten on success). It rejects
 	// non-increasing nonces, short commands, bad boxes.
@@ -96,10 +102,10 @@ func (c *curveCipher) Seal(dst []byte, flags byte, body []byte) ([]byte, error) 
 	n := c.sendNonce
 	size := uint64(messageMin) + uint64(len(body))
 	if size > 255 {
-		dst = append(dst, 0x04|0x02)
+		dst = append(dst, 0x02) // LONG
 		dst = binary.BigEndian.AppendUint64(dst, size)
 	} else {
-		dst = append(dst, 0x04, byte(size))
+		dst = append(dst, 0x00, byte(size))
 	}
 	dst = append(dst, messageName...)
 	dst = binary.BigEndian.AppendUint64(dst, n)

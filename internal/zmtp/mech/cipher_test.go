@@ -53,7 +53,7 @@ func frameBody(t *testing.T, frame []byte) []byte {
 		t.Fatalf("frame of %d bytes", len(frame))
 	}
 	switch frame[0] {
-	case 0x04:
+	case 0x00:
 		if int(frame[1]) != len(frame)-2 {
 			t.Fatalf("short size %d for %d bytes", frame[1], len(frame)-2)
 		}
@@ -61,7 +61,7 @@ func frameBody(t *testing.T, frame []byte) []byte {
 			t.Fatal("short frame above 255 bytes")
 		}
 		return frame[2:]
-	case 0x06:
+	case 0x02:
 		if n := binary.BigEndian.Uint64(frame[1:9]); n != uint64(len(frame)-9) || n <= 255 {
 			t.Fatalf("long size %d for %d bytes", n, len(frame)-9)
 		}

@@ -130,16 +130,14 @@ func (f *frameConn) writeSealed(c Cipher, parts [][]byte) error {
 	return f.flush()
 }
 
-// readSealed reads a multipart message of CURVE MESSAGE commands.
+// readSealed reads a multipart message of CURVE MESSAGE commands (in
+// frames with or without the COMMAND bit, as libzmq decodes them).
 func (f *frameConn) readSealed(c Cipher) ([][]byte, error) {
 	var parts [][]byte
 	for {
-		fl, body, err := f.readFrame()
+		_, body, err := f.readFrame()
 		if err != nil {
 			return nil, err
-		}
-		if fl&flagCommand == 0 {
-			return nil, errors.New("plain frame on a CURVE connection")
 		}
 		inner, pt, err := c.Open(body)
 		if err != nil {
@@ -163,12 +161,10 @@ func (f *frameConn) ReadCommand() (string, []byte, error) {
 	if fl&flagCommand == 0 {
 		return "", nil, errors.New("message frame during handshake")
 	}
-	if len(body) < 1 || int(body[0]) > len(body)-1 {
-		return "", nil, errors.New("bad command name")
-	}
-	n := int(body[0])
-	return string(body[1 : 1+n]), body[1+n:], nil
+	return ParseCommand(body)
 }
+
+func (f *frameConn) WriteRawCommand(body []byte) error { return f.writeFrame(flagCommand, body) }
 
 func (f *frameConn) WriteCommand(name string, data []byte) error {
 	body := make([]byte, 0, 1+len(name)+len(data))

@@ -247,7 +247,7 @@ func authenticate(c Conn, cfg *Config, creds [][]byte) (Metadata, string, error)
 		return nil, "", &RefusedError{Mechanism: cfg.Mechanism, Status: res.Status, Text: res.Text}
 	case StatusDenied, StatusInternal:
 		refused := &RefusedError{Mechanism: cfg.Mechanism, Status: res.Status, Text: res.Text, SentError: true}
-		if err := writeError(c, strconv.Itoa(res.Status)); err != nil {
+		if err := writeError(c, cfg.Mechanism, strconv.Itoa(res.Status)); err != nil {
 			refused.SentError = false
 			return nil, "", fmt.Errorf("%w (sending ERROR: %v)", refused, err)
 		}
@@ -257,12 +257,19 @@ func authenticate(c Conn, cfg *Config, creds [][]byte) (Metadata, string, error)
 }
 
 // writeError sends ERROR: reason length (one octet) and reason (23/ZMTP
-// "error-reason = short-size 0*255VCHAR").
-func writeError(c Conn, reason string) error {
+// "error-reason = short-size 0*255VCHAR"). For PLAIN it uses libzmq's
+// prefix when the Conn can write raw commands (see ParseCommand).
+func writeError(c Conn, mechanism, reason string) error {
 	if len(reason) > 255 {
 		reason = reason[:255]
 	}
-	b := make([]byte, 0, 1+len(reason))
+	b := make([]byte, 0, len(libzmqPlainError)+1+len(reason))
+	if raw, ok := c.(RawCommandWriter); ok && mechanism == Plain {
+		b = append(b, libzmqPlainError...)
+		b = append(b, byte(len(reason)))
+		b = append(b, reason...)
+		return raw.WriteRawCommand(b)
+	}
 	b = append(b, byte(len(reason)))
 	b = append(b, reason...)
 	return c.WriteCommand("ERROR", b)

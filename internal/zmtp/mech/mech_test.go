@@ -482,3 +482,33 @@ func TestUnexpectedCommand(t *testing.T) {
 		}
 	}
 }
+
+func TestParseCommandAndPlainErrorForms(t *testing.T) {
+	for _, k := range []struct {
+		body       string
+		name, data string
+		ok         bool
+	}{
+		{"\x05READY\x00", "READY", "\x00", true},
+		{"\x05ERROR\x03400", "ERROR", "\x03400", true},
+		{"\x5eRROR\x03400", "ERROR", "\x03400", true}, // libzmq 4.3 PLAIN
+		{"\x07WELCOME", "WELCOME", "", true},
+		{"", "", "", false},
+		{"\x00", "", "", false},
+		{"\x00abc", "", "", false},
+		{"\x09SHORT", "", "", false},
+	} {
+		name, data, err := ParseCommand([]byte(k.body))
+		if k.ok != (err == nil) || name != k.name || string(data) != k.data || (!k.ok && !errors.Is(err, ErrMalformed)) {
+			t.Errorf("%q: %q %q %v", k.body, name, data, err)
+		}
+	}
+	// Without RawCommandWriter a PLAIN refusal uses the 23/ZMTP form.
+	_, scfg := configs(t, Plain)
+	scfg.Auth = deny(400)
+	conn := &scriptConn{in: []command{{"HELLO", []byte("\x01u\x01p")}}}
+	if _, err := Handshake(conn, scfg); !errors.Is(err, ErrRefused) || len(conn.written) != 1 ||
+		conn.written[0].name != "ERROR" || string(conn.written[0].data) != "\x03400" {
+		t.Fatalf("%v %q", err, conn.written)
+	}
+}
