@@ -17,7 +17,7 @@ test-deps:
 
 build: deps
 	mkdir -p bin
-	$(GO) build -o bin/ ./cmd/...
+	CGO_ENABLED=0 $(GO) build -o bin/ ./cmd/...
 
 run: build
 	./bin/mdbroker --endpoint $(ENDPOINT)

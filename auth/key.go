@@ -1,11 +1,11 @@
-// Package auth is Majordomo for Go's security layer over libzmq: CURVE
-// certificates in czmq's zcert format, the in-process ZAP handler (27/ZAP)
-// that admits CURVE keys from an allow-list directory, PLAIN users from a
+// Package auth is Majordomo for Go's security layer: CURVE certificates in
+// czmq's zcert format, the authentication hook (27/ZAP semantics) that admits CURVE keys from an allow-list directory, PLAIN users from a
 // password file and filters peers by IP address, and the per-service
 // authorization policy the broker applies to every READY and REQUEST.
 //
-// libzmq does all the cryptography (25/ZMTP-CURVE, 26/CurveZMQ); this
-// package reads and writes keys, answers ZAP requests and decides.
+// The transport engine does the cryptography (25/ZMTP-CURVE, 26/CurveZMQ);
+// this package reads and writes keys, answers authentication requests and
+// decides.
 package auth
 
 import (
@@ -29,7 +29,7 @@ func ParseKey(z85 string) (Key, error) {
 	if len(z85) != 40 {
 		return k, fmt.Errorf("%w: want 40 Z85 characters, got %d", ErrKey, len(z85))
 	}
-	b, err := transport.Z85Decode(z85)
+	b, err := z85Decode(z85)
 	if err != nil {
 		return k, fmt.Errorf("%w: %v", ErrKey, err)
 	}
@@ -40,7 +40,7 @@ func ParseKey(z85 string) (Key, error) {
 // String returns the key in Z85, as certificates, ZAP User-Ids, policy files
 // and logs show it.
 func (k Key) String() string {
-	s, err := transport.Z85Encode(k[:])
+	s, err := z85Encode(k[:])
 	if err != nil {
 		panic(err) // 32 bytes always encode.
 	}

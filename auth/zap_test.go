@@ -92,42 +92,24 @@ func TestHandlerOverRealSockets(t *testing.T) {
 	}
 }
 
-// TestHandlerAnswersMalformedRequests talks ZAP to the handler directly.
-func TestHandlerAnswersMalformedRequests(t *testing.T) {
+// TestHandlerAnswers calls the hook directly: the status becomes a number
+// and the User-Id is empty unless the answer is 200 (27/ZAP).
+func TestHandlerAnswers(t *testing.T) {
 	a, _ := NewAuthenticator(Config{CurveAllowAny: true, Logger: quiet()})
 	zctx, _ := transport.NewContext()
 	h, err := StartHandler(zctx, a)
 	if err != nil {
 		t.Fatal(err)
 	}
-	req, _ := zctx.NewSocket(transport.Req, transport.Options{Linger: 0})
-	req.Connect(ZAPEndpoint)
-	ask := func(frames ...string) [][]byte {
-		msg := make([][]byte, len(frames))
-		for i, f := range frames {
-			msg[i] = []byte(f)
-		}
-		if err := req.Send(msg, false); err != nil {
-			t.Fatal(err)
-		}
-		got, _, err := req.Recv(0, false)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return got
+	defer zctx.Term()
+	defer h.Stop()
+	key := make([]byte, 32)
+	got := h.Authenticate(&transport.AuthRequest{Domain: "d", Address: "1.2.3.4", Mechanism: "CURVE", Credentials: [][]byte{key}})
+	if got.Status != 200 || got.UserID != (Key{}).String() {
+		t.Fatalf("allow-any: %+v", got)
 	}
-	if got := ask("0.9", "id1", "d", "", "", "NULL"); string(got[1]) != "id1" || string(got[2]) != "500" {
-		t.Fatalf("bad version: %q", got)
+	got = h.Authenticate(&transport.AuthRequest{Domain: "d", Address: "1.2.3.4", Mechanism: "PLAIN", Credentials: [][]byte{[]byte("u"), []byte("p")}})
+	if got.Status == 200 || got.UserID != "" {
+		t.Fatalf("PLAIN without a password file: %+v", got)
 	}
-	if got := ask("1.0", "id2"); string(got[1]) != "id2" || string(got[2]) != "500" {
-		t.Fatalf("short: %q", got)
-	}
-	key := string(make([]byte, 32))
-	got := ask("1.0", "id3", "d", "1.2.3.4", "", "CURVE", key)
-	if string(got[0]) != "1.0" || string(got[1]) != "id3" || string(got[2]) != "200" || string(got[4]) != (Key{}).String() {
-		t.Fatalf("allow-any: %q", got)
-	}
-	req.Close()
-	h.Stop()
-	zctx.Term()
 }

@@ -73,9 +73,6 @@ func (s *Security) validate() error {
 		if _, ok := s.CurveCert.Secret(); !ok {
 			return bad("the broker's certificate has no secret key")
 		}
-		if !transport.HasCurve() {
-			return bad(transport.ErrNoCurve.Error())
-		}
 		if !s.Authenticator.CurveEnabled() {
 			return bad("CURVE needs an allow-list directory, or CurveAllowAny")
 		}

@@ -57,8 +57,7 @@ type Broker struct {
 	budget     *dispatch.Budget // MaxQueuedBytes over all services.
 	inflight   map[string]int   // Outstanding requests per client identity.
 	stats      Stats
-	conns      connCounter // Connections to the endpoints, from the socket monitor.
-	out        [][]byte    // Scratch frame list for sends.
+	out        [][]byte // Scratch frame list for sends.
 	now        time.Time
 	started0   time.Time
 	beat       dispatch.Ticker // Heartbeats, every HeartbeatInterval.
@@ -89,6 +88,9 @@ func New(cfg Config) (*Broker, error) {
 		RecvHWM:        10000,
 		MaxMsgSize:     cfg.MaxFrameSize,
 		Linger:         time.Second,
+		// The loop answers a batch of messages, then comes back to the
+		// socket: one write per peer per batch.
+		BatchSends: true,
 	}
 	// Security (auth.go): the ZAP handler starts before anything binds.
 	sec, zctx, opts, err := startSecurity(cfg, zctx, opts)
@@ -163,11 +165,9 @@ func (b *Broker) Run(ctx context.Context) error {
 		defer ticking.Done()
 		b.tick(period, tickDone)
 	}()
-	b.startMonitor()
 	err := b.loop(ctx)
 	close(tickDone)
 	ticking.Wait()
-	b.conns.stop()
 	b.shutdown()
 	return err
 }
@@ -282,8 +282,10 @@ func (b *Broker) loop(ctx context.Context) error {
 	}
 }
 
-// drain handles up to maxBatch waiting messages without blocking.
+// drain handles up to maxBatch waiting messages without blocking, then
+// writes what they sent (one write per peer).
 func (b *Broker) drain() error {
+	defer b.sock.Flush()
 	for i := 0; i < maxBatch; i++ {
 		frames, dropped, err := b.sock.Recv(b.cfg.MaxFrames+1, true)
 		if err != nil {
@@ -420,7 +422,7 @@ func (b *Broker) send() error {
 func (b *Broker) snapshot() Stats {
 	s := b.stats
 	s.Workers = len(b.workers)
-	s.Connections = int(b.conns.n.Load())
+	s.Connections = b.sock.Connections()
 	s.Services = b.pool.Len()
 	s.Queued, s.QueuedBytes, s.IdleWorkers = b.pool.Totals()
 	// Every worker serves one service and is idle (a free slot) or busy.

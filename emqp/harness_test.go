@@ -72,7 +72,7 @@ func startServer(t testing.TB, tweak ...func(*Config)) *testServer {
 	if ts.zctx, err = transport.NewContext(); err != nil {
 		t.Fatal(err)
 	}
-	if ts.pctx, err = transport.NewZMQ4Context(); err != nil {
+	if ts.pctx, err = transport.NewContext(); err != nil {
 		t.Fatal(err)
 	}
 	go func() { ts.err <- s.Run(context.Background()) }()

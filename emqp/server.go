@@ -109,7 +109,6 @@ type Server struct {
 	cfg       Config
 	log       *slog.Logger
 	zctx      transport.Context
-	pubCtx    transport.Context // PUB lives in a zmq4 context (see transport.NewPub).
 	socks     [numSocks]transport.Socket
 	pubOut    transport.Socket
 	poller    *transport.Poller
@@ -194,6 +193,7 @@ func (s *Server) open() error {
 		RecvHWM:         10000,
 		MaxMsgSize:      s.cfg.MaxFrameSize,
 		Linger:          time.Second,
+		BatchSends:      true, // The loop always comes back to the Poller, which flushes.
 	}
 	binds := [numSocks]struct {
 		ep  string
@@ -220,10 +220,7 @@ func (s *Server) open() error {
 		polled = append(polled, sock)
 	}
 	if s.cfg.PubOut != "" {
-		if s.pubCtx, err = transport.NewZMQ4Context(); err != nil {
-			return err
-		}
-		if s.pubOut, err = transport.NewPub(s.pubCtx, transport.Options{SendHWM: 100000, Linger: time.Second, MaxMsgSize: s.cfg.MaxFrameSize}); err != nil {
+		if s.pubOut, err = transport.NewPub(s.zctx, transport.Options{SendHWM: 100000, Linger: time.Second, MaxMsgSize: s.cfg.MaxFrameSize}); err != nil {
 			return err
 		}
 		if s.endpoints.PubOut, err = s.pubOut.Bind(s.cfg.PubOut); err != nil {
@@ -252,9 +249,6 @@ func (s *Server) release() {
 	}
 	if s.pubOut != nil {
 		s.pubOut.Close()
-	}
-	if s.pubCtx != nil {
-		s.pubCtx.Term()
 	}
 	if s.zctx != nil {
 		s.zctx.Term()

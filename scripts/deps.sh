@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
-# Installs what building needs, if it is missing: libzmq (with pkg-config for
-# cgo) and gcc. With --test, also what the tests need: Debian's pyzmq for the
-# interop tests and chromium for the status-page browser test.
+# Installs what is missing. Building needs only Go (no cgo, no libzmq). With
+# --test, also what the tests need: Debian's pyzmq and libzmq (the interop
+# oracle: Python and C libzmq peers), gcc for the C peers, chromium for the
+# status-page browser test.
 set -euo pipefail
 need=()
-dpkg -s libzmq3-dev >/dev/null 2>&1 || need+=(libzmq3-dev)
-dpkg -s pkg-config >/dev/null 2>&1 || need+=(pkg-config)
-command -v gcc >/dev/null 2>&1 || need+=(gcc)
 if [ "${1:-}" = "--test" ]; then
 	dpkg -s python3-zmq >/dev/null 2>&1 || need+=(python3-zmq)
+	dpkg -s libzmq3-dev >/dev/null 2>&1 || need+=(libzmq3-dev)
+	command -v gcc >/dev/null 2>&1 || need+=(gcc)
 	dpkg -s chromium >/dev/null 2>&1 || need+=(chromium)
 fi
 if [ ${#need[@]} -gt 0 ]; then

@@ -1,33 +1,34 @@
 // Package transport is the small interface between Majordomo for Go and its
-// message transport, with an implementation over libzmq through
-// github.com/pebbe/zmq4. Nothing outside this package imports zmq4, so a
-// faster binding can replace it without touching the broker.
+// message transport, implemented by the pure-Go ZMTP engine in
+// internal/zmtp (no cgo, no libzmq). Everything above it speaks only this
+// package's types.
 //
 // A Socket is not safe for concurrent use: exactly one goroutine may own it at
-// a time (libzmq sockets are not thread-safe). Ownership may be handed to
-// another goroutine through a synchronising operation such as a channel send.
+// a time. Ownership may be handed to another goroutine through a
+// synchronising operation such as a channel send. Wake, Connections and
+// Stats may be called from any goroutine.
 package transport
 
 import (
-	"errors"
 	"fmt"
+	"log/slog"
 	"time"
+
+	"github.com/majordomo-go/majordomo/internal/zmtp"
+	"github.com/majordomo-go/majordomo/internal/zmtp/mech"
 )
 
-// Transport errors, normalised from libzmq errno values.
+// Transport errors.
 var (
-	// ErrAgain: a non-blocking operation could not proceed (EAGAIN): no
-	// message to receive, or the peer's high-water mark is reached.
-	ErrAgain = errors.New("transport: resource temporarily unavailable")
-	// ErrUnroutable: a ROUTER send named a peer that is not connected
-	// (EHOSTUNREACH with ROUTER_MANDATORY).
-	ErrUnroutable = errors.New("transport: peer unreachable")
-	// ErrInterrupted: a blocking call was interrupted by a signal (EINTR).
-	// Callers retry or check for shutdown; see pebbe/zmq4 issue 161.
-	ErrInterrupted = errors.New("transport: interrupted system call")
-	// ErrClosed: the socket or its context is closed (ETERM, or use after
-	// Close).
-	ErrClosed = errors.New("transport: closed")
+	// ErrAgain: a non-blocking operation could not proceed: no message to
+	// receive, or the peer's high-water mark is reached.
+	ErrAgain = zmtp.ErrAgain
+	// ErrUnroutable: a ROUTER send named a peer that is not connected.
+	ErrUnroutable = zmtp.ErrUnroutable
+	// ErrInterrupted: Wake interrupted a blocking call.
+	ErrInterrupted = zmtp.ErrInterrupted
+	// ErrClosed: the socket or its context is closed.
+	ErrClosed = zmtp.ErrClosed
 )
 
 // Type is a socket type.
@@ -38,39 +39,19 @@ const (
 	Router Type = iota + 1
 	Dealer
 	Req
-	// Rep is used only by the ZAP handler (27/ZAP: "The handler SHALL use
-	// a REP or ROUTER socket").
-	Rep
-	// Pair reads a socket monitor's events (see Socket.Monitor).
-	Pair
+	// Pub and Sub serve publish-subscribe fronts such as eMQP's.
+	Pub
+	Sub
 )
 
-// Socket monitor events that Monitor reports (libzmq's ZMQ_EVENT_*).
-const (
-	EventAccepted     uint16 = 0x0020 // ZMQ_EVENT_ACCEPTED: a peer connected.
-	EventDisconnected uint16 = 0x0200 // ZMQ_EVENT_DISCONNECTED: a peer's connection ended.
-)
-
-// ParseMonitorEvent decodes one message of a socket monitor: the event, its
-// value and the endpoint it concerns. ok is false for a malformed message.
-func ParseMonitorEvent(frames [][]byte) (event uint16, value uint32, endpoint string, ok bool) {
-	if len(frames) != 2 || len(frames[0]) != 6 {
-		return 0, 0, "", false
-	}
-	f := frames[0]
-	event = uint16(f[0]) | uint16(f[1])<<8
-	value = uint32(f[2]) | uint32(f[3])<<8 | uint32(f[4])<<16 | uint32(f[5])<<24
-	return event, value, string(frames[1]), true
-}
-
-// Mechanism is a ZMTP 3.0 security mechanism.
+// Mechanism is a ZMTP 3 security mechanism.
 type Mechanism int
 
 // Security mechanisms.
 const (
-	// Null is 23/ZMTP NULL: no authentication, no encryption (libzmq's
-	// default). A server with a ZAPDomain still asks the ZAP handler, which
-	// can filter by address.
+	// Null is 23/ZMTP NULL: no authentication, no encryption. A server with
+	// a ZAPDomain still asks the context's authenticator, which can filter
+	// by address.
 	Null Mechanism = iota
 	// Plain is 24/ZMTP-PLAIN: a cleartext user name and password, for
 	// internal networks only.
@@ -79,12 +60,11 @@ const (
 	Curve
 )
 
-// Security selects a socket's security mechanism. libzmq does the
-// cryptography; this package only sets the socket options.
+// Security selects a socket's security mechanism.
 type Security struct {
 	Mechanism Mechanism
 	// Server makes the socket the mechanism's server side: it
-	// authenticates its peers through the ZAP handler of its context.
+	// authenticates its peers through its context's authenticator.
 	Server bool
 	// PublicKey and SecretKey are the socket's own long-term CURVE key pair
 	// (32 raw bytes each). A server needs only SecretKey.
@@ -95,82 +75,81 @@ type Security struct {
 	ServerKey []byte
 	// Username and Password are a PLAIN client's credentials.
 	Username, Password string
-	// ZAPDomain is ZMQ_ZAP_DOMAIN on a server socket. With Null it is what
-	// turns the ZAP request on. Empty leaves the socket's domain as it was
-	// (libzmq refuses to clear it).
+	// ZAPDomain is the authentication domain (27/ZAP "domain") passed to
+	// the authenticator. With Null it is what turns authentication on.
 	ZAPDomain string
 }
 
-// validate checks the key sizes before anything reaches libzmq.
-func (s *Security) validate() error {
-	key := func(name string, k []byte, required bool) error {
-		if len(k) == 0 && !required {
-			return nil
-		}
-		if len(k) != 32 {
-			return fmt.Errorf("transport: CURVE %s must be 32 bytes, not %d", name, len(k))
-		}
-		return nil
+// engine converts s to the engine's form, checking it.
+func (s *Security) engine() (*zmtp.Security, error) {
+	if s == nil {
+		return nil, nil
 	}
+	z := &zmtp.Security{Server: s.Server, PublicKey: s.PublicKey, SecretKey: s.SecretKey,
+		ServerKey: s.ServerKey, Username: s.Username, Password: s.Password, Domain: s.ZAPDomain}
 	switch s.Mechanism {
 	case Null:
+		z.Mechanism = "NULL"
 	case Plain:
-		if !s.Server && (s.Username == "" || len(s.Username) > 255 || len(s.Password) > 255) {
-			// libzmq treats an empty user name as "back to NULL".
-			return errors.New("transport: PLAIN needs a user name; user name and password are at most 255 bytes")
-		}
+		z.Mechanism = "PLAIN"
 	case Curve:
-		if err := key("secret key", s.SecretKey, true); err != nil {
-			return err
-		}
-		if err := key("public key", s.PublicKey, !s.Server); err != nil {
-			return err
-		}
-		if err := key("server key", s.ServerKey, !s.Server); err != nil {
-			return err
-		}
+		z.Mechanism = "CURVE"
 	default:
-		return fmt.Errorf("transport: unknown security mechanism %d", s.Mechanism)
+		return nil, fmt.Errorf("transport: unknown security mechanism %d", s.Mechanism)
 	}
-	if len(s.ZAPDomain) > 255 {
-		return errors.New("transport: ZAP domain longer than 255 bytes")
+	if err := z.Validate(); err != nil {
+		return nil, err
 	}
-	return nil
+	return z, nil
 }
 
-// Options are applied when a socket is created. Zero values leave libzmq's
-// defaults, except Linger, where zero means "discard at once".
+// Options are applied when a socket is created. Zero values take the
+// engine's defaults (libzmq's where libzmq has one), except Linger, where
+// zero means "discard at once".
 type Options struct {
-	// Identity sets ZMQ_ROUTING_ID on DEALER/REQ sockets (empty: libzmq
-	// generates one).
+	// Identity is the routing id a DEALER or REQ socket announces (empty: the
+	// ROUTER peer generates one).
 	Identity []byte
-	// SendHWM and RecvHWM are ZMQ_SNDHWM/ZMQ_RCVHWM (0: libzmq default 1000).
+	// SendHWM is the most messages queued toward one peer, RecvHWM the most
+	// received but not yet taken (0: 1000 each).
 	SendHWM, RecvHWM int
-	// MaxMsgSize is ZMQ_MAXMSGSIZE: libzmq disconnects a peer that sends a
-	// frame larger than this (0: unlimited).
+	// MaxMsgSize is the largest frame a peer may send; a larger one closes
+	// the connection (0: 64 MiB).
 	MaxMsgSize int64
-	// Linger is ZMQ_LINGER: how long Close waits to flush pending messages.
+	// Linger is how long Close keeps flushing pending messages.
 	Linger time.Duration
 	// RouterMandatory makes ROUTER sends to unknown peers fail with
 	// ErrUnroutable instead of being silently dropped.
 	RouterMandatory bool
 	// RouterHandover lets a new connection that presents an identity already
-	// in use take it over (ZMQ_ROUTER_HANDOVER).
+	// in use take it over.
 	RouterHandover bool
-	// Immediate is ZMQ_IMMEDIATE: queue messages only to completed
-	// connections.
+	// Immediate queues messages only to completed connections.
 	Immediate bool
-	// ReconnectInterval is ZMQ_RECONNECT_IVL (0: libzmq default 100 ms).
+	// ReconnectInterval is the first delay before a reconnect (0: 100 ms).
 	ReconnectInterval time.Duration
+	// HeartbeatInterval makes the socket send a ZMTP 3.1 PING this often on
+	// each connection and close one that stays silent for three intervals
+	// (0: off). PINGs from peers are always answered.
+	HeartbeatInterval time.Duration
+	// MaxConnections caps the connections a bound socket accepts (0:
+	// 65536); Logger, if set, says so once when the cap is reached.
+	MaxConnections int
+	Logger         *slog.Logger
+	// BatchSends defers the writes of sends made while the owner works
+	// through a batch of received messages to the batch's end (one write
+	// per peer per batch). Only for loops that always come back to Recv,
+	// WaitReadable or Flush.
+	BatchSends bool
 	// Security, if not nil, is applied before any Bind or Connect (see
-	// Socket.SetSecurity). nil leaves libzmq's NULL mechanism and costs
-	// nothing.
+	// Socket.SetSecurity). nil means NULL.
 	Security *Security
-	// UserID makes Recv record the ZAP User-Id that libzmq attaches to each
-	// message received over an authenticated connection; Socket.UserID
-	// returns it. Off, Recv does no per-message metadata lookup.
+	// UserID is accepted for compatibility; the User-Id is always recorded.
 	UserID bool
 }
+
+// Stats are a socket's connection counters.
+type Stats = zmtp.Stats
 
 // Socket is one transport socket. See the package comment for ownership.
 type Socket interface {
@@ -178,48 +157,63 @@ type Socket interface {
 	// which differs from the argument when it asked for a wildcard port
 	// ("tcp://127.0.0.1:*" or ":0").
 	Bind(endpoint string) (string, error)
-	// Connect connects to an endpoint.
+	// Connect connects to an endpoint, reconnecting after every loss.
 	Connect(endpoint string) error
 	// Send sends one multipart message. With dontwait it returns ErrAgain
 	// instead of blocking at the high-water mark.
 	Send(frames [][]byte, dontwait bool) error
 	// Recv receives one multipart message. A blocking Recv returns
-	// ErrInterrupted if Wake is called while it waits. At most maxFrames frames are
-	// kept (0: no limit); the rest are read and discarded, and their number
-	// is returned as dropped, so that a hostile peer cannot make the caller
-	// hold an unbounded frame list. With dontwait it returns ErrAgain when
+	// ErrInterrupted if Wake is called while it waits. At most maxFrames
+	// frames are kept (0: no limit); the rest are discarded, and their
+	// number is returned as dropped. With dontwait it returns ErrAgain when
 	// no message is waiting. A message is never split across two calls.
 	Recv(maxFrames int, dontwait bool) (frames [][]byte, dropped int, err error)
 	// WaitReadable waits up to timeout for a message to arrive and reports
 	// whether one is waiting. A negative timeout waits for ever. It returns
-	// (false, nil) early if Wake is called.
+	// (false, nil) early if Wake is called. It writes pending sends first.
 	WaitReadable(timeout time.Duration) (bool, error)
+	// Flush writes the sends a BatchSends socket deferred.
+	Flush()
 	// Wake makes a WaitReadable or blocking Recv in progress, or the next
-	// one, return at once. Unlike every other method it may be called from
-	// any goroutine: it is how other goroutines get the owner's attention.
+	// one, return at once. Any goroutine may call it.
 	Wake()
 	// Close closes the socket, lingering as configured.
 	Close() error
 	// SetSecurity changes the security mechanism for the endpoints bound
-	// or connected after it: libzmq fixes a connection's mechanism when
-	// Bind or Connect is called, so one socket can serve CURVE on one
-	// endpoint and PLAIN on another. nil means NULL.
+	// or connected after it, so one socket can serve CURVE on one endpoint
+	// and PLAIN on another. nil means NULL.
 	SetSecurity(s *Security) error
-	// Monitor makes libzmq publish this socket's connection events
-	// (EventAccepted, EventDisconnected) on a PAIR socket bound at endpoint,
-	// an inproc:// address in the same context; connect a Pair socket to it
-	// and decode with ParseMonitorEvent.
-	Monitor(endpoint string) error
-	// UserID returns the ZAP User-Id of the message the last Recv returned
-	// (27/ZAP: the "user id" of the handler's 200 reply), or "" when the
-	// connection was not authenticated or Options.UserID is off.
+	// UserID returns the authenticated User-Id of the connection that sent
+	// the message the last Recv returned (27/ZAP: the "user id" of the
+	// authenticator's 200 answer), or "" when it was not authenticated.
 	UserID() string
+	// Connections is the number of connections past their handshake. Any
+	// goroutine may call it.
+	Connections() int
+	// Stats returns the socket's connection counters. Any goroutine may
+	// call it.
+	Stats() Stats
 }
 
-// Context creates sockets and is torn down with Term once they are closed.
+// Context creates sockets; inproc:// endpoints are private to a context.
 type Context interface {
 	// NewSocket creates a socket of type t with the given options.
 	NewSocket(t Type, o Options) (Socket, error)
-	// Term terminates the context; it blocks until every socket is closed.
+	// SetAuthenticator sets the authenticator that server sockets of this
+	// context ask about every connecting peer (what libzmq's ZAP handler
+	// did); nil accepts every peer.
+	SetAuthenticator(a Authenticator)
+	// Authenticator returns the context's authenticator, or nil.
+	Authenticator() Authenticator
+	// Term ends the context; close its sockets first.
 	Term() error
 }
+
+// AuthRequest is what an Authenticator is asked: 27/ZAP's request fields.
+type AuthRequest = mech.AuthRequest
+
+// AuthResult is an Authenticator's answer (Status 200 admits the peer).
+type AuthResult = mech.AuthResult
+
+// Authenticator decides whether a peer may connect; see Context.
+type Authenticator = mech.Authenticator

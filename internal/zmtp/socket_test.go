@@ -1,0 +1,91 @@
+package zmtp
+
+import (
+	"bytes"
+	"fmt"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+func recvWait(t *testing.T, s *Socket, d time.Duration) [][]byte {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		ok, err := s.WaitReadable(time.Until(deadline))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !ok {
+			continue
+		}
+		m, _, err := s.Recv(0, true)
+		if err == ErrAgain {
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	t.Fatalf("no message within %v", d)
+	return nil
+}
+
+func endpoints(t *testing.T) []string {
+	return []string{
+		"tcp://127.0.0.1:*",
+		"ipc://" + filepath.Join(t.TempDir(), "s.sock"),
+		fmt.Sprintf("ipc://@zmtp-test-%d", time.Now().UnixNano()),
+		fmt.Sprintf("inproc://test-%d", time.Now().UnixNano()),
+	}
+}
+
+func TestRouterDealerEcho(t *testing.T) {
+	for _, ep := range endpoints(t) {
+		t.Run(ep[:3], func(t *testing.T) {
+			ctx := NewContext()
+			r, err := ctx.NewSocket(Router, Options{RouterMandatory: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			bound, err := r.Bind(ep)
+			if err != nil {
+				t.Fatal(err)
+			}
+			d, err := ctx.NewSocket(Dealer, Options{Identity: []byte("me")})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer d.Close()
+			if err := d.Connect(bound); err != nil {
+				t.Fatal(err)
+			}
+			big := bytes.Repeat([]byte("x"), 300000)
+			for i := 0; i < 50; i++ {
+				if err := d.Send([][]byte{[]byte("hello"), {}, big[:i*6000]}, false); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for i := 0; i < 50; i++ {
+				m := recvWait(t, r, 5*time.Second)
+				if len(m) != 4 || string(m[0]) != "me" || string(m[1]) != "hello" || len(m[2]) != 0 || len(m[3]) != i*6000 {
+					t.Fatalf("message %d: %d frames, id %q", i, len(m), m[0])
+				}
+				if err := r.Send([][]byte{m[0], []byte("back"), m[3]}, true); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for i := 0; i < 50; i++ {
+				m := recvWait(t, d, 5*time.Second)
+				if len(m) != 2 || string(m[0]) != "back" || len(m[1]) != i*6000 {
+					t.Fatalf("reply %d: %q", i, m)
+				}
+			}
+			if err := r.Send([][]byte{[]byte("nobody"), []byte("x")}, true); err != ErrUnroutable {
+				t.Fatalf("send to unknown peer: %v", err)
+			}
+		})
+	}
+}
