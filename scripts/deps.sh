@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what building needs, if it is missing: libzmq (with pkg-config for
 # cgo) and gcc. With --test, also what the tests need: Debian's pyzmq for the
-# interop tests and chromium for the status-page browser test.
+# interop tests, chromium for the status-page browser test and the PostgreSQL
+# server, whose binaries the Titanic tests run throwaway clusters with
+# (internal/pgtest).
 set -euo pipefail
 need=()
 dpkg -s libzmq3-dev >/dev/null 2>&1 || need+=(libzmq3-dev)
@@ -10,6 +12,7 @@ command -v gcc >/dev/null 2>&1 || need+=(gcc)
 if [ "${1:-}" = "--test" ]; then
 	dpkg -s python3-zmq >/dev/null 2>&1 || need+=(python3-zmq)
 	dpkg -s chromium >/dev/null 2>&1 || need+=(chromium)
+	dpkg -s postgresql >/dev/null 2>&1 || need+=(postgresql)
 fi
 if [ ${#need[@]} -gt 0 ]; then
 	sudo=""
