@@ -237,6 +237,23 @@ func testStoreSemantics(t *testing.T, open func() Store) {
 	if e, err := s.Get(d); err != nil || !e.Replied || e.Service != "bin" || !framesEqual(e.Reply, frames) {
 		t.Fatalf("Get frames: %+v %v", e, err)
 	}
+	// In one batch: a body of no frames, the same ID twice (the first wins),
+	// and frames on both sides of it.
+	e1, f1 := g.next(time.Now()), g.next(time.Now())
+	first := &Op{Kind: OpSubmit, ID: e1, Service: "empty", Body: nil, Time: time.Now()}
+	again := &Op{Kind: OpSubmit, ID: e1, Service: "again", Body: [][]byte{[]byte("z")}, Time: time.Now()}
+	third := &Op{Kind: OpSubmit, ID: f1, Service: "three", Body: frames[1:], Time: time.Now()}
+	commit(t, s, first, again, third)
+	if !first.Applied || again.Applied || !third.Applied {
+		t.Fatalf("applied %v %v %v, want true false true", first.Applied, again.Applied, third.Applied)
+	}
+	if svc, body, ok, err := s.Request(e1); err != nil || !ok || svc != "empty" || len(body) != 0 {
+		t.Fatalf("Request of no frames: %q %q %v %v", svc, body, ok, err)
+	}
+	if svc, body, ok, err := s.Request(f1); err != nil || !ok || svc != "three" || !framesEqual(body, frames[1:]) {
+		t.Fatalf("Request after an empty body: %q %q %v %v", svc, body, ok, err)
+	}
+	commit(t, s, &Op{Kind: OpClose, ID: e1}, &Op{Kind: OpClose, ID: f1})
 	// Unknown IDs are not errors.
 	unknown := g.next(time.Now())
 	if e, err := s.Get(unknown); err != nil || e.Found {
