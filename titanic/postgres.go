@@ -41,10 +41,12 @@ var pgMigrations = []string{
 	// 1: one row per request. A request without a reply (replied_at NULL)
 	// is pending and leased to one Titanic at a time: lease_owner until
 	// lease_until (the database's clock). A released or never-leased
-	// request has lease_until -infinity.
+	// request has lease_until -infinity. The service name is bytea: MDP
+	// names are bytes, and one that is not valid UTF-8 (or holds a NUL)
+	// must not fail the group commit it shares with other requests.
 	`CREATE TABLE titanic_request (
 		id          uuid PRIMARY KEY,
-		service     text NOT NULL,
+		service     bytea NOT NULL,
 		body        bytea[] NOT NULL,
 		created_at  timestamptz NOT NULL,
 		reply       bytea[],
@@ -390,19 +392,19 @@ func (s *PGStore) queue(b *pgx.Batch, op *Op) error {
 // dispatcher has them already.
 func (s *PGStore) queueSubmits(b *pgx.Batch, ops []*Op) {
 	ids := make([]pgtype.UUID, len(ops))
-	services := make([]string, len(ops))
+	services := make([][]byte, len(ops))
 	times := make([]time.Time, len(ops))
 	lo, hi := make([]int32, len(ops)), make([]int32, len(ops))
 	var flat [][]byte
 	for i, op := range ops {
-		ids[i], services[i], times[i] = uuidArg(op.ID), op.Service, op.Time
+		ids[i], services[i], times[i] = uuidArg(op.ID), []byte(op.Service), op.Time
 		lo[i] = int32(len(flat)) + 1 // SQL arrays count from 1.
 		flat = append(flat, frames(op.Body)...)
 		hi[i] = int32(len(flat))
 	}
 	b.Queue(`INSERT INTO titanic_request (id, service, body, created_at, lease_owner, lease_until)
 		SELECT r.id, r.service, coalesce(($3::bytea[])[r.lo:r.hi], '{}'), r.created_at, $6, now() + $7 * interval '1 microsecond'
-		FROM unnest($1::uuid[], $2::text[], $4::int[], $5::int[], $8::timestamptz[]) AS r(id, service, lo, hi, created_at)
+		FROM unnest($1::uuid[], $2::bytea[], $4::int[], $5::int[], $8::timestamptz[]) AS r(id, service, lo, hi, created_at)
 		ON CONFLICT (id) DO NOTHING RETURNING id`,
 		ids, services, flat, lo, hi, s.owner, micros(s.ttl), times).Query(func(rows pgx.Rows) error {
 		stored := make(map[ID]bool, len(ops))
@@ -446,15 +448,16 @@ func (s *PGStore) Get(id ID) (Entry, error) {
 	defer cancel()
 	var e Entry
 	var at pgtype.Timestamptz
+	var svc []byte
 	err = s.pool.QueryRow(ctx, `SELECT service, reply, replied_at FROM titanic_request WHERE id = $1`,
-		uuidArg(id)).Scan(&e.Service, &e.Reply, &at)
+		uuidArg(id)).Scan(&svc, &e.Reply, &at)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		return Entry{}, nil
 	case err != nil:
 		return Entry{}, s.fail("get", err)
 	}
-	e.Found = true
+	e.Found, e.Service = true, string(svc)
 	if at.Valid {
 		e.Replied, e.RepliedAt = true, at.Time
 		if e.Reply == nil {
@@ -473,14 +476,15 @@ func (s *PGStore) Request(id ID) (service string, body [][]byte, ok bool, err er
 		return "", nil, false, err
 	}
 	defer cancel()
-	err = s.pool.QueryRow(ctx, `SELECT service, body FROM titanic_request WHERE id = $1`, uuidArg(id)).Scan(&service, &body)
+	var svc []byte
+	err = s.pool.QueryRow(ctx, `SELECT service, body FROM titanic_request WHERE id = $1`, uuidArg(id)).Scan(&svc, &body)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		return "", nil, false, nil
 	case err != nil:
 		return "", nil, false, s.fail("request", err)
 	}
-	return service, body, true, nil
+	return string(svc), body, true, nil
 }
 
 // Pending implements Store: every request without a reply, whoever leases
@@ -498,11 +502,11 @@ func (s *PGStore) Pending(fn func(id ID, service string) bool) error {
 	defer rows.Close()
 	for rows.Next() {
 		var id ID
-		var svc string
+		var svc []byte
 		if err := rows.Scan(&id, &svc); err != nil {
 			return s.fail("pending", err)
 		}
-		if !fn(id, svc) {
+		if !fn(id, string(svc)) {
 			return nil
 		}
 	}
@@ -533,11 +537,12 @@ func (s *PGStore) Claim(max int) ([]Claimed, error) {
 	defer rows.Close()
 	var out []Claimed
 	for rows.Next() {
-		var c Claimed
-		if err := rows.Scan(&c.ID, &c.Service); err != nil {
+		var id ID
+		var svc []byte
+		if err := rows.Scan(&id, &svc); err != nil {
 			return nil, s.fail("claim", err)
 		}
-		out = append(out, c)
+		out = append(out, Claimed{ID: id, Service: string(svc)})
 	}
 	if err := rows.Err(); err != nil {
 		return nil, s.fail("claim", err)

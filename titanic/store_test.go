@@ -254,6 +254,14 @@ func testStoreSemantics(t *testing.T, open func() Store) {
 		t.Fatalf("Request after an empty body: %q %q %v %v", svc, body, ok, err)
 	}
 	commit(t, s, &Op{Kind: OpClose, ID: e1}, &Op{Kind: OpClose, ID: f1})
+	// Service names are bytes (MDP): not UTF-8, a NUL, are stored as they are.
+	odd := "\xff\x00svc\xc3"
+	o1 := g.next(time.Now())
+	commit(t, s, &Op{Kind: OpSubmit, ID: o1, Service: odd, Body: [][]byte{{}}, Time: time.Now()})
+	if e, err := s.Get(o1); err != nil || e.Service != odd {
+		t.Fatalf("Get of a non-UTF-8 service name: %+v %v", e, err)
+	}
+	commit(t, s, &Op{Kind: OpClose, ID: o1})
 	// Unknown IDs are not errors.
 	unknown := g.next(time.Now())
 	if e, err := s.Get(unknown); err != nil || e.Found {
