@@ -182,4 +182,3 @@ func (d *dispatcher) drop(it *item) {
 		}
 	}
 }
-
