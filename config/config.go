@@ -75,14 +75,17 @@ type Config struct {
 	SchedulerStore       string        // scheduler-store
 
 	TitanicDir        string        // titanic-dir
+	TitanicStore      string        // titanic-store
+	TitanicLeaseTTL   time.Duration // titanic-lease-ttl
 	TitanicReplyTTL   time.Duration // titanic-reply-ttl
 	TitanicRequestTTL time.Duration // titanic-request-ttl
 }
 
 // Titanic returns the settings of the built-in Titanic service, connecting
-// to the broker at endpoint, and false when it is off (no titanic-dir).
+// to the broker at endpoint, and false when it is off (neither titanic-dir
+// nor titanic-store).
 func (c Config) Titanic(endpoint string, log *slog.Logger) (titanic.Config, bool) {
-	if c.TitanicDir == "" {
+	if c.TitanicDir == "" && c.TitanicStore == "" {
 		return titanic.Config{}, false
 	}
 	if log != nil {
@@ -90,6 +93,7 @@ func (c Config) Titanic(endpoint string, log *slog.Logger) (titanic.Config, bool
 	}
 	return titanic.Config{
 		Broker: titanic.LocalEndpoint(endpoint), Dir: c.TitanicDir,
+		Postgres: c.TitanicStore, LeaseTTL: c.TitanicLeaseTTL,
 		ReplyTTL: c.TitanicReplyTTL, RequestTTL: c.TitanicRequestTTL,
 		Heartbeat: c.Heartbeat, Liveness: c.Liveness, Logger: log,
 	}, true
@@ -118,7 +122,7 @@ func (c Config) EMQP(log *slog.Logger) (emqp.Config, bool) {
 // emqpSettings need a restart: the eMQP server binds its sockets once.
 var emqpSettings = []string{"emqp-frontend", "emqp-backend", "emqp-admin", "emqp-pub-in", "emqp-pub-out",
 	"emqp-heartbeat", "emqp-heartbeat-timeout", "emqp-max-queue", "emqp-queue-timeout", "emqp-strict-priority",
-	"scheduler", "scheduler-store", "titanic-dir", "titanic-reply-ttl", "titanic-request-ttl"}
+	"scheduler", "scheduler-store", "titanic-dir", "titanic-store", "titanic-lease-ttl", "titanic-reply-ttl", "titanic-request-ttl"}
 
 // KeepEMQP copies the eMQP settings of old into c: they need a restart, so
 // a reload keeps them as they run.
@@ -129,6 +133,7 @@ func (c *Config) KeepEMQP(old Config) {
 	c.EMQPMaxQueue, c.EMQPQueueTimeout, c.EMQPStrictPriority = old.EMQPMaxQueue, old.EMQPQueueTimeout, old.EMQPStrictPriority
 	c.Scheduler, c.SchedulerStore = old.Scheduler, old.SchedulerStore
 	c.TitanicDir, c.TitanicReplyTTL, c.TitanicRequestTTL = old.TitanicDir, old.TitanicReplyTTL, old.TitanicRequestTTL
+	c.TitanicStore, c.TitanicLeaseTTL = old.TitanicStore, old.TitanicLeaseTTL
 }
 
 // EMQPSettings lists the names of the eMQP settings.
@@ -171,6 +176,7 @@ func Defaults() Config {
 		EMQPHeartbeatTimeout: emqp.DefaultHeartbeatTimeout,
 		EMQPMaxQueue:         emqp.DefaultMaxQueue,
 		TitanicReplyTTL:      titanic.DefaultReplyTTL,
+		TitanicLeaseTTL:      titanic.DefaultLeaseTTL,
 	}
 }
 

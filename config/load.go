@@ -117,6 +117,9 @@ func Load(args []string, environ []string) (*Loaded, error) {
 		fv.s.set(&l.Config, v)
 		l.Sources[fv.s.name] = Source{Kind: "flag", Name: "--" + fv.s.name}
 	}
+	if l.Config.TitanicDir != "" && l.Config.TitanicStore != "" {
+		errs = append(errs, errors.New("titanic-dir and titanic-store cannot both be set: choose one Titanic store"))
+	}
 	if len(errs) > 0 {
 		return nil, errs
 	}

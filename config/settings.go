@@ -116,6 +116,10 @@ var settings = []*setting{
 		field: func(c *Config) any { return &c.Scheduler }},
 	{name: "titanic-dir", kind: kString, usage: "run the Titanic service (9/TSP) with its store in this directory; off if empty",
 		field: func(c *Config) any { return &c.TitanicDir }},
+	{name: "titanic-store", kind: kString, usage: "keep Titanic's requests in this PostgreSQL database (postgres://user@host/db) instead of titanic-dir; brokers that share it share their Titanic requests. Keep the password out of it: PGPASSWORD or ~/.pgpass",
+		field: func(c *Config) any { return &c.TitanicStore }, check: checkPostgresURL},
+	{name: "titanic-lease-ttl", kind: kDuration, usage: "with titanic-store: how long the Titanic requests of a broker that died stay leased to it before another broker takes them over",
+		field: func(c *Config) any { return &c.TitanicLeaseTTL }, check: minDuration(10 * time.Millisecond)},
 	{name: "titanic-reply-ttl", kind: kDuration, usage: "how long Titanic keeps a reply nobody closes",
 		field: func(c *Config) any { return &c.TitanicReplyTTL }},
 	{name: "titanic-request-ttl", kind: kDuration, usage: "how long a Titanic request may wait for a reply before it is deleted; 0 waits for ever",
@@ -345,6 +349,16 @@ func minDuration(min time.Duration) func(any) error {
 		}
 		return nil
 	}
+}
+
+// checkPostgresURL accepts "" (off) or a postgres:// URL. The value is not
+// repeated in the error: it may hold a password.
+func checkPostgresURL(v any) error {
+	s := v.(string)
+	if s == "" || strings.HasPrefix(s, "postgres://") || strings.HasPrefix(s, "postgresql://") {
+		return nil
+	}
+	return errors.New("want a postgres:// URL")
 }
 
 // checkOptionalEndpoints is checkEndpoints for a list that may be empty.

@@ -2,7 +2,8 @@
 # Installs what is missing. Building needs only Go (no cgo, no libzmq). With
 # --test, also what the tests need: Debian's pyzmq and libzmq (the interop
 # oracle: Python and C libzmq peers), gcc for the C peers, chromium for the
-# status-page browser test.
+# status-page browser test, and the PostgreSQL server, whose binaries the
+# Titanic tests run throwaway clusters with (internal/pgtest).
 set -euo pipefail
 need=()
 if [ "${1:-}" = "--test" ]; then
@@ -10,6 +11,7 @@ if [ "${1:-}" = "--test" ]; then
 	dpkg -s libzmq3-dev >/dev/null 2>&1 || need+=(libzmq3-dev)
 	command -v gcc >/dev/null 2>&1 || need+=(gcc)
 	dpkg -s chromium >/dev/null 2>&1 || need+=(chromium)
+	dpkg -s postgresql >/dev/null 2>&1 || need+=(postgresql)
 fi
 if [ ${#need[@]} -gt 0 ]; then
 	sudo=""

@@ -76,6 +76,7 @@ type item struct {
 	reply     [][]byte // stStoring, stStoreRetry.
 	storeErrs int
 	timerSeq  uint64
+	lost      bool // Its lease went to another server while in flight.
 }
 
 type availability uint8
@@ -143,6 +144,9 @@ const (
 	evResult
 	evStored
 	evProbe
+	evLeaseSnap // Shared store: send the held IDs on snap.
+	evRenewed   // Shared store: leases renewed.
+	evClaimed   // Shared store: requests claimed.
 )
 
 type event struct {
@@ -155,6 +159,11 @@ type event struct {
 	applied bool
 	exists  bool
 	noMMI   bool
+
+	snap       chan<- []ID // evLeaseSnap.
+	held, kept []ID        // evRenewed.
+	claimed    []Claimed   // evClaimed.
+	validUntil time.Time   // evRenewed.
 }
 
 // job is what a lane gets: an item, with what the lane needs to send it.
@@ -207,6 +216,12 @@ type dispatcher struct {
 	storing   int
 	noMMI     bool
 
+	// shared is the store's SharedStore side, nil for a store of one's
+	// own; leaseUntil is when this server's leases may have run out, as far
+	// as it knows (see lease.go).
+	shared     SharedStore
+	leaseUntil time.Time
+
 	jobs   chan job
 	probes chan string
 
@@ -215,8 +230,10 @@ type dispatcher struct {
 }
 
 func newDispatcher(srv *Server) *dispatcher {
+	shared, _ := srv.store.(SharedStore)
 	return &dispatcher{
 		srv:      srv,
+		shared:   shared,
 		cfg:      &srv.cfg,
 		wake:     make(chan struct{}, 1),
 		items:    make(map[ID]*item),
@@ -361,6 +378,11 @@ func (d *dispatcher) run(ctx context.Context) {
 	}
 	probeCtx, stopProbe := context.WithCancel(context.Background())
 	wg.Go(func() { d.prober(probeCtx) })
+	if d.shared != nil {
+		// Stopped with the prober: leases are renewed until the attempts in
+		// flight are over.
+		wg.Go(func() { d.leaser(probeCtx) })
+	}
 	defer func() {
 		stopLanes()
 		stopProbe()
@@ -379,7 +401,7 @@ func (d *dispatcher) run(ctx context.Context) {
 		d.handleEvents()
 		now := time.Now()
 		d.fireTimers(now)
-		if !stopping {
+		if !stopping && d.leased(now) {
 			d.dispatch()
 		}
 		d.inflightGauge.Store(int64(d.inflight))
@@ -440,18 +462,10 @@ func (d *dispatcher) handle(ev *event) {
 		d.enqueue(ev.id, ev.service, ev.body)
 	case evCancel:
 		if it := d.items[ev.id]; it != nil {
-			it.cancelled = true
-			delete(d.items, ev.id)
-			if s := it.svc; it.state == stQueued {
-				// Closed or expired while waiting, perhaps for a service
-				// that never comes: do not keep it in memory for ever.
-				s.dead++
-				if s.dead >= 64 && s.dead*2 >= s.queued() || s.dead == s.queued() {
-					s.compact()
-					d.gc(s)
-				}
-			}
+			d.drop(it)
 		}
+	case evLeaseSnap, evRenewed, evClaimed:
+		d.handleLease(ev)
 	case evResult:
 		it := ev.item
 		d.inflight--
@@ -466,6 +480,10 @@ func (d *dispatcher) handle(ev *event) {
 			delete(d.items, it.id)
 		case errors.Is(ev.err, errAbandoned):
 			// Shutting down: it stays stored and is sent again after restart.
+		case it.lost:
+			// Another server holds it now and will retry it.
+			it.cancelled = true
+			delete(d.items, it.id)
 		default:
 			if errors.Is(ev.err, errTimeout) {
 				st.timeouts.Add(1)

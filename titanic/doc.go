@@ -75,6 +75,19 @@
 // refuses all further work until restarted, rather than write into a damaged
 // file. VerifyStore checks every page at open.
 //
+// # Several servers on one PostgreSQL database
+//
+// With Config.Postgres (see OpenPostgres) the store is a PostgreSQL
+// database that several Titanic servers, each on its own broker, share: a
+// request accepted by one is answered, fetched and closed through any of
+// them. Each pending request is dispatched by one server at a time, the
+// holder of its lease (SharedStore): a server leases what it accepts, renews
+// its leases while it runs, releases them when it stops, and claims requests
+// whose lease ran out, so that a server that died is taken over after
+// LeaseTTL. See lease.go for the details and what is guaranteed when a
+// server is cut off. When the database is unreachable, the three services
+// answer 500 and the server recovers by itself once it is back.
+//
 // # Dispatch
 //
 // See dispatcher in dispatch.go: lanes with one request in flight each

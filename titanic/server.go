@@ -65,8 +65,16 @@ type Config struct {
 	// "tcp://127.0.0.1:5555". Required. Any 7/MDP broker will do.
 	Broker string
 	// Dir is the directory of the default store (file DBFile, created if
-	// missing). Required unless Store is set.
+	// missing). Required unless Postgres or Store is set.
 	Dir string
+	// Postgres, if set, is the URL of a PostgreSQL database to keep the
+	// requests and replies in (see OpenPostgres) instead of Dir: several
+	// Titanic servers, each connected to its own broker, may share it.
+	Postgres string
+	// LeaseTTL is how long a shared store's lease on a request lasts
+	// without renewal (default DefaultLeaseTTL): when a server dies, the
+	// others take its requests over within about this long.
+	LeaseTTL time.Duration
 	// Store replaces the default bbolt store. New takes ownership: Run (or
 	// Close) closes it.
 	Store Store
@@ -170,8 +178,12 @@ func (c *Config) validate() error {
 		return bad("broker", `""`, "required")
 	case !strings.HasPrefix(c.Broker, "tcp://") && !strings.HasPrefix(c.Broker, "ipc://"):
 		return bad("broker", c.Broker, "must start with tcp:// or ipc://")
-	case c.Store == nil && c.Dir == "":
-		return bad("dir", `""`, "required")
+	case c.Store == nil && c.Dir == "" && c.Postgres == "":
+		return bad("dir", `""`, "required (or a PostgreSQL store)")
+	case c.Dir != "" && c.Postgres != "":
+		return bad("store", RedactURL(c.Postgres), "cannot be combined with dir: choose one store")
+	case c.LeaseTTL < 0 || c.LeaseTTL > 0 && c.LeaseTTL < 10*time.Millisecond:
+		return bad("lease-ttl", c.LeaseTTL, "must be at least 10ms")
 	case c.MaxStoreBytes < 0:
 		return bad("max-store-bytes", c.MaxStoreBytes, "must not be negative")
 	case c.RequestTTL < 0:
@@ -223,7 +235,9 @@ type Stats struct {
 	Retries          uint64 // Attempts that failed and were scheduled again.
 	Timeouts         uint64 // Attempts that got no reply within AttemptTimeout.
 	SendErrors       uint64 // Attempts that failed on the socket.
-	DuplicateReplies uint64 // Replies not stored: request closed or expired meanwhile.
+	DuplicateReplies uint64 // Replies not stored: request closed, expired or answered elsewhere meanwhile.
+	LeasesClaimed    uint64 // Shared store: requests taken over from other servers (or from an earlier run).
+	LeasesLost       uint64 // Shared store: requests another server took over from this one.
 	Invalid          uint64 // Requests answered 400 for being malformed.
 	Errors           uint64 // Requests answered 500.
 	StoreErrors      uint64 // Failed store operations (commits and reads).
@@ -233,7 +247,7 @@ type Stats struct {
 	MaxBatch     int           // Largest batch so far.
 	CommitTime   time.Duration // Total time spent in commits.
 
-	Pending  int // Requests stored without a reply, as the dispatcher sees them.
+	Pending  int // Requests stored without a reply, as the dispatcher sees them (shared store: those leased to this server).
 	InFlight int // Attempts at workers now.
 	Store    Counts
 }
@@ -242,6 +256,7 @@ type counters struct {
 	submitted, closed, expiredReplies, expiredRequests atomic.Uint64
 	attempts, retries, timeouts, sendErrors, replied   atomic.Uint64
 	duplicateReplies, invalid, errors, storeErrors     atomic.Uint64
+	leasesClaimed, leasesLost                          atomic.Uint64
 }
 
 // Server is a Titanic server (9/TSP): it serves titanic.request,
@@ -274,6 +289,16 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	st := cfg.Store
+	where := cfg.Dir
+	if st == nil && cfg.Postgres != "" {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		pg, err := OpenPostgres(ctx, cfg.Postgres, PGOptions{LeaseTTL: cfg.LeaseTTL})
+		cancel()
+		if err != nil {
+			return nil, err
+		}
+		st, where = pg, RedactURL(cfg.Postgres)
+	}
 	if st == nil {
 		if err := os.MkdirAll(cfg.Dir, 0o750); err != nil {
 			return nil, fmt.Errorf("titanic: store directory: %w", err)
@@ -288,18 +313,22 @@ func New(cfg Config) (*Server, error) {
 	s.errLog.every = 10 * time.Second
 	s.disp = newDispatcher(s)
 	n := 0
-	if err := st.Pending(func(id ID, service string) bool {
-		s.disp.load(id, service)
-		n++
-		return true
-	}); err != nil {
-		st.Close()
-		return nil, fmt.Errorf("titanic: loading pending requests: %w", err)
+	if s.disp.shared == nil {
+		// A shared store's pending requests are claimed once running, as
+		// their leases allow.
+		if err := st.Pending(func(id ID, service string) bool {
+			s.disp.load(id, service)
+			n++
+			return true
+		}); err != nil {
+			st.Close()
+			return nil, fmt.Errorf("titanic: loading pending requests: %w", err)
+		}
 	}
 	s.disp.pendingGauge.Store(int64(n))
 	s.commit = newCommitter(st, cfg.MaxBatch, cfg.MaxBatchBytes)
 	c := st.Counts()
-	s.log.Info("titanic store opened", "dir", cfg.Dir, "pending", n, "replies", c.Replies, "bytes", c.Bytes)
+	s.log.Info("titanic store opened", "store", where, "pending", n, "replies", c.Replies, "bytes", c.Bytes)
 	return s, nil
 }
 
@@ -381,6 +410,13 @@ func (s *Server) Run(ctx context.Context) error {
 	stopDisp()
 	<-dispDone
 	s.commit.stop()
+	if sh := s.disp.shared; sh != nil {
+		// Let the other servers take over at once rather than after the
+		// lease TTL.
+		if err := sh.Release(); err != nil {
+			s.log.Warn("titanic: cannot release leases; other servers take over when they run out", "error", err.Error())
+		}
+	}
 	if err := s.store.Close(); err != nil && runErr == nil {
 		runErr = fmt.Errorf("titanic: closing store: %w", err)
 	}
@@ -424,6 +460,8 @@ func (s *Server) Stats() Stats {
 		Timeouts:         c.timeouts.Load(),
 		SendErrors:       c.sendErrors.Load(),
 		DuplicateReplies: c.duplicateReplies.Load(),
+		LeasesClaimed:    c.leasesClaimed.Load(),
+		LeasesLost:       c.leasesLost.Load(),
 		Invalid:          c.invalid.Load(),
 		Errors:           c.errors.Load(),
 		StoreErrors:      c.storeErrors.Load(),

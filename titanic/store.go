@@ -105,3 +105,41 @@ type Store interface {
 	// Close releases the store. Calls after Close fail with ErrStoreClosed.
 	Close() error
 }
+
+// Claimed is a request leased by SharedStore.Claim.
+type Claimed struct {
+	ID      ID
+	Service string
+}
+
+// SharedStore is a Store that several Titanic servers use at once, each
+// through its own SharedStore value with its own Owner, so that a request
+// accepted by one can be answered through another. Each pending request is
+// leased to one owner at a time, until a time kept by the shared store's
+// clock; only the lease holder dispatches it. A holder renews its leases
+// while it runs and releases them when it stops; when it dies, its leases
+// run out and other servers Claim the requests.
+//
+// Commit's OpSubmit leases the new request to Owner, and OpReply applies
+// whoever holds the lease (the first reply stored wins, as with every
+// store), so a server that lost a lease while an attempt was in flight can
+// still store that attempt's reply.
+//
+// Titanic does not call Pending on a SharedStore: it learns of pending
+// requests through Claim.
+type SharedStore interface {
+	Store
+	// Owner is the name this value's leases carry.
+	Owner() string
+	// LeaseTTL is how long a lease lasts without renewal.
+	LeaseTTL() time.Duration
+	// Claim leases up to max pending requests whose lease ran out or was
+	// released to Owner, oldest first.
+	Claim(max int) ([]Claimed, error)
+	// Renew extends Owner's leases on ids by LeaseTTL and returns those it
+	// still held (the others were taken over, answered, closed or expired).
+	Renew(ids []ID) (kept []ID, err error)
+	// Release ends every lease Owner holds, so that other servers may claim
+	// the requests at once.
+	Release() error
+}

@@ -6,6 +6,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/majordomo-go/majordomo/internal/pgtest"
 )
 
 // BenchmarkStoreGroupCommit: the storage layer alone. TITANIC_BENCH_CLIENTS
@@ -21,36 +23,69 @@ func BenchmarkStoreGroupCommit(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer s.Close()
-			c := newCommitter(s, DefaultMaxBatch, DefaultMaxBatchBytes)
-			defer c.stop()
-			var g idGen
-			body := [][]byte{bytes.Repeat([]byte("x"), 100)}
-			b.ResetTimer()
-			start := time.Now()
-			var wg sync.WaitGroup
-			for w := range writers {
-				n := b.N / writers
-				if w < b.N%writers {
-					n++
-				}
-				wg.Go(func() {
-					for range n {
-						now := time.Now()
-						if err := c.commit(&Op{Kind: OpSubmit, ID: g.next(now), Service: "svc", Body: body, Time: now}); err != nil {
-							b.Error(err)
-							return
-						}
-					}
-				})
-			}
-			wg.Wait()
-			el := time.Since(start)
-			b.StopTimer()
-			b.ReportMetric(float64(b.N)/el.Seconds(), "subs/s")
-			b.ReportMetric(float64(c.ops.Load())/float64(c.commits.Load()), "ops/commit")
-			b.ReportMetric(float64(c.commitNanos.Load()/1000)/float64(c.commits.Load()), "us/commit")
+			benchGroupCommit(b, s, writers)
 		})
 	}
+}
+
+// BenchmarkStoreSubmit: durable submissions per second through the group
+// committer, bbolt and PostgreSQL side by side in one run, on the same
+// disk: the bbolt file and the PostgreSQL cluster (a throwaway one, started
+// by internal/pgtest, fsync on, default synchronous_commit) both live in
+// the temporary directory. One writer measures the latency of one durable
+// commit; 128 (the default RequestWorkers) what group commit makes of it.
+func BenchmarkStoreSubmit(b *testing.B) {
+	pg := pgtest.Start(b) // Here: a sub-benchmark's cleanups run after each of its runs.
+	for _, kind := range []string{"bolt", "postgres"} {
+		for _, writers := range []int{1, 128} {
+			b.Run(kind+"/writers="+itoa(writers), func(b *testing.B) {
+				var s Store
+				switch kind {
+				case "bolt":
+					bs, err := OpenBolt(filepath.Join(b.TempDir(), "t.db"), BoltOptions{})
+					if err != nil {
+						b.Fatal(err)
+					}
+					s = bs
+				case "postgres":
+					s = openPG(b, pg.NewDatabase(), PGOptions{})
+				}
+				defer s.Close()
+				benchGroupCommit(b, s, writers)
+			})
+		}
+	}
+}
+
+func benchGroupCommit(b *testing.B, s Store, writers int) {
+	c := newCommitter(s, DefaultMaxBatch, DefaultMaxBatchBytes)
+	defer c.stop()
+	var g idGen
+	body := [][]byte{bytes.Repeat([]byte("x"), 100)}
+	b.ResetTimer()
+	start := time.Now()
+	var wg sync.WaitGroup
+	for w := range writers {
+		n := b.N / writers
+		if w < b.N%writers {
+			n++
+		}
+		wg.Go(func() {
+			for range n {
+				now := time.Now()
+				if err := c.commit(&Op{Kind: OpSubmit, ID: g.next(now), Service: "svc", Body: body, Time: now}); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	el := time.Since(start)
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/el.Seconds(), "subs/s")
+	b.ReportMetric(float64(c.ops.Load())/float64(c.commits.Load()), "ops/commit")
+	b.ReportMetric(float64(c.commitNanos.Load()/1000)/float64(c.commits.Load()), "us/commit")
 }
 
 func itoa(n int) string {

@@ -2,6 +2,7 @@ package titanic
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"math/rand/v2"
 	"os"
@@ -11,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/majordomo-go/majordomo/internal/pgtest"
 )
 
 func TestIDs(t *testing.T) {
@@ -108,9 +111,48 @@ func commit(t *testing.T, s Store, ops ...*Op) {
 	}
 }
 
-func TestBoltStore(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "t.db")
-	s := openTest(t, path, BoltOptions{})
+// storeKind opens a store of one kind: open returns a fresh, empty store's
+// opener, which opens the same storage again after Close.
+type storeKind struct {
+	name string
+	open func(t *testing.T) func() Store
+}
+
+func storeKinds() []storeKind {
+	return []storeKind{
+		{"bolt", func(t *testing.T) func() Store {
+			path := filepath.Join(t.TempDir(), "t.db")
+			return func() Store { return openTest(t, path, BoltOptions{Verify: true}) }
+		}},
+		{"postgres", func(t *testing.T) func() Store {
+			url := pgtest.Start(t).NewDatabase()
+			return func() Store { return openPG(t, url, PGOptions{}) }
+		}},
+	}
+}
+
+func openPG(t testing.TB, url string, o PGOptions) *PGStore {
+	t.Helper()
+	s, err := OpenPostgres(context.Background(), url, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// TestStoreSemantics: what Titanic relies on, the same for every store.
+func TestStoreSemantics(t *testing.T) {
+	for _, k := range storeKinds() {
+		t.Run(k.name, func(t *testing.T) {
+			open := k.open(t)
+			testStoreSemantics(t, open)
+		})
+	}
+}
+
+func testStoreSemantics(t *testing.T, open func() Store) {
+	s := open()
 	var g idGen
 	now := time.Now()
 	a, b, c := g.next(now), g.next(now), g.next(now)
@@ -155,7 +197,10 @@ func TestBoltStore(t *testing.T) {
 	}
 	// Survives reopening.
 	s.Close()
-	s = openTest(t, path, BoltOptions{Verify: true})
+	if _, err := s.Get(a); !errors.Is(err, ErrStoreClosed) {
+		t.Fatalf("Get after Close: %v, want ErrStoreClosed", err)
+	}
+	s = open()
 	if got := s.Counts(); got.Pending != 1 || got.Replies != 1 {
 		t.Fatalf("counts after reopen %+v", got)
 	}
@@ -173,6 +218,97 @@ func TestBoltStore(t *testing.T) {
 	if got := s.Counts(); got.Pending != 0 || got.Replies != 0 {
 		t.Fatalf("counts after expiry %+v", got)
 	}
+
+	// Frames come back as they went in: several, empty ones, binary.
+	frames := [][]byte{{}, []byte("x"), bytes.Repeat([]byte{0, 0xff}, 1000), {}}
+	d := g.next(time.Now())
+	commit(t, s, &Op{Kind: OpSubmit, ID: d, Service: "bin", Body: frames, Time: time.Now()})
+	if svc, body, ok, err := s.Request(d); err != nil || !ok || svc != "bin" || !framesEqual(body, frames) {
+		t.Fatalf("Request frames: %q %q %v %v", svc, body, ok, err)
+	}
+	// A second submission under a stored ID is not applied.
+	dup := &Op{Kind: OpSubmit, ID: d, Service: "other", Body: [][]byte{[]byte("dup")}, Time: time.Now()}
+	commit(t, s, dup)
+	if dup.Applied {
+		t.Fatal("duplicate ID applied")
+	}
+	rep := &Op{Kind: OpReply, ID: d, Body: frames, Time: time.Now()}
+	commit(t, s, rep)
+	if e, err := s.Get(d); err != nil || !e.Replied || e.Service != "bin" || !framesEqual(e.Reply, frames) {
+		t.Fatalf("Get frames: %+v %v", e, err)
+	}
+	// In one batch: a body of no frames, the same ID twice (the first wins),
+	// and frames on both sides of it.
+	e1, f1 := g.next(time.Now()), g.next(time.Now())
+	first := &Op{Kind: OpSubmit, ID: e1, Service: "empty", Body: nil, Time: time.Now()}
+	again := &Op{Kind: OpSubmit, ID: e1, Service: "again", Body: [][]byte{[]byte("z")}, Time: time.Now()}
+	third := &Op{Kind: OpSubmit, ID: f1, Service: "three", Body: frames[1:], Time: time.Now()}
+	commit(t, s, first, again, third)
+	if !first.Applied || again.Applied || !third.Applied {
+		t.Fatalf("applied %v %v %v, want true false true", first.Applied, again.Applied, third.Applied)
+	}
+	if svc, body, ok, err := s.Request(e1); err != nil || !ok || svc != "empty" || len(body) != 0 {
+		t.Fatalf("Request of no frames: %q %q %v %v", svc, body, ok, err)
+	}
+	if svc, body, ok, err := s.Request(f1); err != nil || !ok || svc != "three" || !framesEqual(body, frames[1:]) {
+		t.Fatalf("Request after an empty body: %q %q %v %v", svc, body, ok, err)
+	}
+	commit(t, s, &Op{Kind: OpClose, ID: e1}, &Op{Kind: OpClose, ID: f1})
+	// Service names are bytes (MDP): not UTF-8, a NUL, are stored as they are.
+	odd := "\xff\x00svc\xc3"
+	o1 := g.next(time.Now())
+	commit(t, s, &Op{Kind: OpSubmit, ID: o1, Service: odd, Body: [][]byte{{}}, Time: time.Now()})
+	if e, err := s.Get(o1); err != nil || e.Service != odd {
+		t.Fatalf("Get of a non-UTF-8 service name: %+v %v", e, err)
+	}
+	commit(t, s, &Op{Kind: OpClose, ID: o1})
+	// Unknown IDs are not errors.
+	unknown := g.next(time.Now())
+	if e, err := s.Get(unknown); err != nil || e.Found {
+		t.Fatalf("Get unknown: %+v %v", e, err)
+	}
+	if _, _, ok, err := s.Request(unknown); err != nil || ok {
+		t.Fatalf("Request unknown: %v %v", ok, err)
+	}
+	if cl := (&Op{Kind: OpClose, ID: unknown}); s.Commit([]*Op{cl}) != nil || cl.Applied {
+		t.Fatalf("close unknown: applied %v", cl.Applied)
+	}
+	// Expiry honours its limit, oldest first; Pending stops when told.
+	var ids []ID
+	var ops []*Op
+	old := time.Now().Add(-time.Hour)
+	var og idGen // g will not go back in time.
+	for range 5 {
+		id := og.next(old)
+		ids = append(ids, id)
+		ops = append(ops, &Op{Kind: OpSubmit, ID: id, Service: "old", Body: [][]byte{{}}, Time: old})
+	}
+	commit(t, s, ops...)
+	n := 0
+	s.Pending(func(ID, string) bool { n++; return n < 2 })
+	if n != 2 {
+		t.Fatalf("Pending called fn %d times after it returned false", n)
+	}
+	ex = &Op{Kind: OpExpire, RequestBefore: time.Now().Add(-time.Minute), Limit: 3}
+	commit(t, s, ex)
+	if !reflect.DeepEqual(ex.ExpiredRequests, ids[:3]) {
+		t.Fatalf("expired %v, want the 3 oldest %v", ex.ExpiredRequests, ids[:3])
+	}
+	if got := s.Counts(); got.Pending != 2 || got.Replies != 1 {
+		t.Fatalf("counts %+v", got)
+	}
+}
+
+func framesEqual(a, b [][]byte) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if !bytes.Equal(a[i], b[i]) {
+			return false
+		}
+	}
+	return true
 }
 
 func TestBoltStoreFull(t *testing.T) {

@@ -193,7 +193,7 @@ func (d *daemon) startTitanic(l *config.Loaded, b *broker.Broker, stderr io.Writ
 		return nil, nil, noop, 0
 	}
 	if l.Config.CurveSecretKey != "" || l.Config.PlainPasswords != "" {
-		fmt.Fprintln(stderr, "mdbroker: titanic-dir cannot be combined with curve-secret-key or plain-passwords yet: run mdtitanic against a NULL loopback endpoint instead")
+		fmt.Fprintln(stderr, "mdbroker: the built-in Titanic (titanic-dir, titanic-store) cannot be combined with curve-secret-key or plain-passwords yet: run mdtitanic against a NULL loopback endpoint instead")
 		return nil, nil, noop, 2
 	}
 	srv, err := titanic.New(tcfg)
@@ -215,7 +215,11 @@ func (d *daemon) startTitanic(l *config.Loaded, b *broker.Broker, stderr io.Writ
 		}
 		errc <- err
 	}()
-	d.log.Info("titanic started", "dir", tcfg.Dir, "broker", tcfg.Broker)
+	store := tcfg.Dir
+	if tcfg.Postgres != "" {
+		store = titanic.RedactURL(tcfg.Postgres)
+	}
+	d.log.Info("titanic started", "store", store, "broker", tcfg.Broker)
 	var once sync.Once
 	stop := func() {
 		once.Do(func() {
@@ -326,7 +330,10 @@ func (d *daemon) reloadConfig() {
 		d.log.Info("configuration reloaded", "file", l.File, "changed", changed, "needs_restart", restart)
 	}
 	for _, name := range restart {
-		d.log.Warn("setting not applied: it needs a restart", "setting", name,
-			"running", config.Format(old, name), "configured", config.Format(l.Config, name))
+		running, configured := config.Format(old, name), config.Format(l.Config, name)
+		if name == "titanic-store" { // May hold a password.
+			running, configured = titanic.RedactURL(running), titanic.RedactURL(configured)
+		}
+		d.log.Warn("setting not applied: it needs a restart", "setting", name, "running", running, "configured", configured)
 	}
 }

@@ -2,12 +2,14 @@ package main
 
 import (
 	"context"
+	"errors"
 	"regexp"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/majordomo-go/majordomo/client"
+	"github.com/majordomo-go/majordomo/internal/pgtest"
 	mdworker "github.com/majordomo-go/majordomo/worker"
 )
 
@@ -53,5 +55,63 @@ func TestTitanicInBroker(t *testing.T) {
 	p.signal(syscall.SIGTERM)
 	if code := p.wait(15 * time.Second); code != 0 {
 		t.Fatalf("exit %d; logs:\n%s", code, p.logs.String())
+	}
+}
+
+// TestTitanicStoreShared runs two real mdbroker processes whose built-in
+// Titanic shares one PostgreSQL database (set by flag on one, by
+// MDBROKER_TITANIC_STORE on the other): a request accepted through broker
+// A, with its worker on A, is answered through broker B.
+func TestTitanicStoreShared(t *testing.T) {
+	url := pgtest.Start(t).NewDatabase()
+	a := startProc(t, nil, "--endpoint", "tcp://127.0.0.1:*", "--titanic-store", url, "--heartbeat", "100ms")
+	b := startProc(t, []string{"MDBROKER_TITANIC_STORE=" + url}, "--endpoint", "tcp://127.0.0.1:*", "--heartbeat", "100ms")
+	var eps []string
+	for _, p := range []*proc{a, b} {
+		p.waitLog(`titanic started.*store="?postgres://`)
+		eps = append(eps, p.waitLog(`broker started.*endpoints=\[(tcp://[0-9.:]+)\]`)[1])
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	w, err := mdworker.New(eps[0], "echo", mdworker.HandlerFunc(func(ctx context.Context, r *mdworker.Request) ([][]byte, error) {
+		return r.Body, nil
+	}), mdworker.WithHeartbeat(100*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wctx, wcancel := context.WithCancel(ctx)
+	wdone := make(chan error, 1)
+	go func() { wdone <- w.Run(wctx) }()
+	defer func() { wcancel(); <-wdone }()
+
+	var clients []*client.Client
+	for _, ep := range eps {
+		c, err := client.Connect(ep, client.WithTimeout(time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		clients = append(clients, c)
+	}
+	id, err := (&client.Titanic{Client: clients[0]}).Submit(ctx, "echo", []byte("shared"))
+	if err != nil {
+		t.Fatalf("submit through A: %v; logs:\n%s", err, a.logs.String())
+	}
+	var reply [][]byte
+	for {
+		reply, err = (&client.Titanic{Client: clients[1]}).Reply(ctx, id)
+		if !errors.Is(err, client.ErrTitanicPending) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err != nil || len(reply) != 1 || string(reply[0]) != "shared" {
+		t.Fatalf("reply through B: %q %v; logs:\n%s", reply, err, b.logs.String())
+	}
+	for _, p := range []*proc{a, b} {
+		p.signal(syscall.SIGTERM)
+		if code := p.wait(15 * time.Second); code != 0 {
+			t.Fatalf("exit %d; logs:\n%s", code, p.logs.String())
+		}
 	}
 }

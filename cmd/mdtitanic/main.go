@@ -1,9 +1,11 @@
 // Command mdtitanic runs a Titanic server (9/TSP) against any 7/MDP broker:
 // it serves titanic.request, titanic.reply and titanic.close, stores
-// requests and replies durably in DIR, and sends stored requests to their
+// requests and replies durably in DIR (or in PostgreSQL, shared by several
+// mdtitanic or mdbroker processes), and sends stored requests to their
 // services whenever they have workers.
 //
 //	mdtitanic -b tcp://127.0.0.1:5555 --dir /var/lib/titanic
+//	mdtitanic -b tcp://127.0.0.1:5555 --store postgres://titanic@db/titanic
 //
 // A bad flag gets one line naming it and exit status 2; a store that cannot
 // be opened (corrupted, locked, unreadable) gets one line naming the file
@@ -23,6 +25,7 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/majordomo-go/majordomo/titanic"
 	"github.com/majordomo-go/majordomo/worker"
@@ -30,13 +33,16 @@ import (
 
 const defaultEndpoint = "tcp://127.0.0.1:5555"
 
-const usage = `Usage: mdtitanic -b ENDPOINT --dir DIR [flags]
+const usage = `Usage: mdtitanic -b ENDPOINT (--dir DIR | --store URL) [flags]
 
 Titanic (9/TSP): durable, disconnected request-reply over a 7/MDP broker.
 
 Flags:
   -b ENDPOINT                    broker endpoint (default $MDP_BROKER, else ` + defaultEndpoint + `)
-  --dir DIR                      store directory (required); the store is DIR/` + titanic.DBFile + `
+  --dir DIR                      store directory; the store is the bbolt file DIR/` + titanic.DBFile + `
+  --store URL                    PostgreSQL store instead of --dir, e.g. postgres://user@host/db
+                                 ($MDTITANIC_STORE); several Titanics may share it
+  --lease-ttl D                  with --store: a dead Titanic's requests are taken over after D (default 15s)
   --reply-ttl D                  keep replies nobody closed this long, then expire them (default 168h; -1s: for ever)
   --request-ttl D                expire requests still without a reply after D (default 0: never)
   --sweep-interval D             how often expiry runs (default 1m)
@@ -120,6 +126,10 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (titanic
 	}
 	fs.StringVar(&cfg.Broker, "b", endpoint, "")
 	fs.StringVar(&cfg.Dir, "dir", "", "")
+	// The URL may hold a password: the environment keeps it off the
+	// process list.
+	fs.StringVar(&cfg.Postgres, "store", getenv("MDTITANIC_STORE"), "")
+	fs.DurationVar(&cfg.LeaseTTL, "lease-ttl", titanic.DefaultLeaseTTL, "")
 	fs.DurationVar(&cfg.ReplyTTL, "reply-ttl", titanic.DefaultReplyTTL, "")
 	fs.DurationVar(&cfg.RequestTTL, "request-ttl", 0, "")
 	fs.DurationVar(&cfg.SweepInterval, "sweep-interval", titanic.DefaultSweepInterval, "")
@@ -153,8 +163,13 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (titanic
 	if fs.NArg() > 0 {
 		return fail(fmt.Sprintf("unexpected argument %q", fs.Arg(0)))
 	}
-	if cfg.Dir == "" {
-		return fail("flag --dir is required")
+	switch {
+	case cfg.Dir == "" && cfg.Postgres == "":
+		return fail("flag --dir (or --store) is required")
+	case cfg.Dir != "" && cfg.Postgres != "":
+		return fail("flags --dir and --store cannot be combined: choose one store")
+	case cfg.Postgres != "" && !strings.HasPrefix(cfg.Postgres, "postgres://") && !strings.HasPrefix(cfg.Postgres, "postgresql://"):
+		return fail(fmt.Sprintf("invalid value %q for flag -store: want a postgres:// URL", titanic.RedactURL(cfg.Postgres)))
 	}
 	if err := lc.level.UnmarshalText([]byte(*level)); err != nil {
 		return fail(fmt.Sprintf("invalid value %q for flag -log-level: want debug, info, warn or error", *level))
@@ -179,6 +194,7 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (titanic
 		{"request-ttl", cfg.RequestTTL < 0},
 		{"max-store-bytes", cfg.MaxStoreBytes < 0},
 		{"shutdown-grace", cfg.ShutdownGrace < 0},
+		{"lease-ttl", cfg.LeaseTTL < 10*time.Millisecond},
 	} {
 		if f.bad {
 			return fail(fmt.Sprintf("invalid value %q for flag -%s: must be positive", fs.Lookup(f.name).Value.String(), f.name))

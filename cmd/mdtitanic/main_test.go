@@ -215,6 +215,9 @@ func TestBadFlags(t *testing.T) {
 		{[]string{"--dir", "d", "--nope"}, "nope"},
 		{[]string{"--dir", "d", "extra"}, "extra"},
 		{[]string{"--dir", "d", "--max-in-flight", "100000"}, "max-in-flight"},
+		{[]string{"--dir", "d", "--store", "postgres://h/db"}, "store"},
+		{[]string{"--store", "mysql://h/db"}, "store"},
+		{[]string{"--store", "postgres://h/db", "--lease-ttl", "1ms"}, "lease-ttl"},
 	} {
 		var stderr bytes.Buffer
 		code := run(tc.args, func(string) string { return "" }, &stderr, nil)
