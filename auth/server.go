@@ -2,6 +2,7 @@ package auth
 
 import (
 	"errors"
+	"strings"
 	"sync"
 
 	"github.com/majordomo-go/majordomo/internal/transport"
@@ -45,9 +46,13 @@ type Listener struct {
 	Mechanism string
 }
 
-// Plaintext reports whether the endpoint is neither authenticated nor
-// encrypted (NULL, at most filtered by address).
-func (l Listener) Plaintext() bool { return l.Mechanism == MechanismNull }
+// Plaintext reports whether the endpoint is reachable from outside the
+// process and neither authenticated nor encrypted (NULL, at most filtered
+// by address). An inproc:// endpoint is not: only code in the process can
+// connect to it.
+func (l Listener) Plaintext() bool {
+	return l.Mechanism == MechanismNull && !strings.HasPrefix(l.Endpoint, "inproc://")
+}
 
 // ServerSecurity is the security that a server applies to every listening
 // socket it opens. A nil *ServerSecurity means none: NULL, no ZAP handler.
