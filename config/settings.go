@@ -78,7 +78,7 @@ var settings = []*setting{
 		field: func(c *Config) any { return &c.DrainTimeout }, check: minDuration(0)},
 	{name: "metrics-max-services", kind: kInt, reload: true, usage: `services with a label of their own in /metrics; the rest are summed under service="_other"`,
 		field: func(c *Config) any { return &c.MetricsMaxServices }, check: minInt(0)},
-	{name: "curve-secret-key", kind: kString, usage: "the broker's secret CURVE certificate (czmq format, mode 0600): every endpoint speaks CURVE",
+	{name: "curve-secret-key", kind: kString, usage: "the broker's secret CURVE certificate (czmq format, mode 0600): every endpoint speaks CURVE, the eMQP fronts included unless emqp-security is \"none\"",
 		field: func(c *Config) any { return &c.CurveSecretKey }},
 	{name: "curve-allow", kind: kString, usage: "directory of the public certificates of admitted clients and workers, re-read on SIGHUP; without it any key is admitted",
 		field: func(c *Config) any { return &c.CurveAllow }},
