@@ -111,6 +111,7 @@ type Server struct {
 	log       *slog.Logger
 	zctx      transport.Context
 	pubCtx    transport.Context // PUB lives in a zmq4 context (see transport.NewPub).
+	pubZAP    *auth.Handler     // The ZAP handler of pubCtx, with security on.
 	socks     [numSocks]transport.Socket
 	pubOut    transport.Socket
 	poller    *transport.Poller
@@ -234,8 +235,15 @@ func (s *Server) open() error {
 		polled = append(polled, sock)
 	}
 	if s.cfg.PubOut != "" {
-		if s.pubCtx, err = s.context(transport.NewZMQ4Context); err != nil {
+		if s.pubCtx, err = transport.NewZMQ4Context(); err != nil {
 			return err
+		}
+		// transport.NewPub wants the zmq4 context itself, not a wrapper:
+		// its ZAP handler is kept apart and stopped before Term (release).
+		if sec != nil {
+			if s.pubZAP, err = auth.StartHandler(s.pubCtx, sec.Authenticator); err != nil {
+				return fmt.Errorf("emqp: %w", err)
+			}
 		}
 		if s.pubOut, err = transport.NewPub(s.pubCtx, transport.Options{SendHWM: 100000, Linger: time.Second, MaxMsgSize: s.cfg.MaxFrameSize}); err != nil {
 			return err
@@ -305,6 +313,9 @@ func (s *Server) release() {
 	}
 	if s.pubOut != nil {
 		s.pubOut.Close()
+	}
+	if s.pubZAP != nil {
+		s.pubZAP.Stop()
 	}
 	if s.pubCtx != nil {
 		s.pubCtx.Term()

@@ -139,7 +139,7 @@ type Stats struct {
 }
 
 // UnauthorizedOn returns the policy refusals on a front (FrontBackend...).
-func (s *Stats) UnauthorizedOn(front string) uint64 {
+func (s Stats) UnauthorizedOn(front string) uint64 {
 	for i, f := range fronts {
 		if f == front {
 			return s.Unauthorized[i]
