@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"strings"
 	"sync"
@@ -27,12 +28,13 @@ const httpShutdownTimeout = 2 * time.Second
 // daemon is a running mdbroker: the broker, its HTTP server and the
 // configuration they run with.
 type daemon struct {
-	cfg    config.Config
-	level  *slog.LevelVar
-	log    *slog.Logger
-	b      *broker.Broker
-	http   *ops.Server // nil unless --http is set.
-	reload func() (*config.Loaded, error)
+	cfg      config.Config
+	level    *slog.LevelVar
+	log      *slog.Logger
+	b        *broker.Broker
+	http     *ops.Server // nil unless --http is set.
+	httpAddr string      // Its address as bound.
+	reload   func() (*config.Loaded, error)
 }
 
 // serve runs the broker described by l until signals on sigs stop it:
@@ -76,7 +78,10 @@ func serve(l *config.Loaded, stderr io.Writer, sigs <-chan os.Signal, reload fun
 	if l.Config.HTTP != "" {
 		d.http, err = ops.New(ops.Options{Broker: b, MetricsMaxServices: l.Config.MetricsMaxServices, Logger: d.log})
 		if err == nil {
-			_, err = d.http.Start(l.Config.HTTP)
+			var addr net.Addr
+			if addr, err = d.http.Start(l.Config.HTTP); err == nil {
+				d.httpAddr = addr.String()
+			}
 		}
 		if err != nil {
 			b.Close()
@@ -275,9 +280,9 @@ func (d *daemon) warnPlaintext(sec *broker.Security, b *broker.Broker, e *emqp.S
 				"endpoint", l.Endpoint, "because", why)
 		}
 	}
-	if d.cfg.HTTP != "" {
+	if d.httpAddr != "" {
 		d.log.Warn("plaintext endpoint: the HTTP operations server has no authentication or encryption; keep it on loopback or behind an authenticating proxy",
-			"front", "http", "endpoint", d.cfg.HTTP)
+			"front", "http", "endpoint", d.httpAddr)
 	}
 }
 
