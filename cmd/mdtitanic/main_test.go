@@ -215,6 +215,9 @@ func TestBadFlags(t *testing.T) {
 		{[]string{"--dir", "d", "--nope"}, "nope"},
 		{[]string{"--dir", "d", "extra"}, "extra"},
 		{[]string{"--dir", "d", "--max-in-flight", "100000"}, "max-in-flight"},
+		{[]string{"--dir", "d", "--curve-server-key", "nope"}, "curve-cert"},
+		{[]string{"--dir", "d", "--curve-cert", "nope_secret"}, "curve-server-key"},
+		{[]string{"--dir", "d", "--curve-server-key", "not-a-key", "--curve-cert", "nope_secret"}, "curve-server-key"},
 	} {
 		var stderr bytes.Buffer
 		code := run(tc.args, func(string) string { return "" }, &stderr, nil)
