@@ -3,6 +3,8 @@ package auth
 import (
 	"fmt"
 	"log/slog"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -51,6 +53,44 @@ type Stats struct {
 	Reloads  uint64             // Successful Reloads.
 	Keys     int                // CURVE keys in the allow-list now.
 	Users    int                // PLAIN users now.
+	// Fronts splits Accepted and Refused by the ZAP domain of the socket
+	// that asked (Request.Domain), which servers set to the name of the
+	// front ("mdp", "emqp-backend", ...); sorted by name.
+	Fronts []FrontStats
+}
+
+// FrontStats are the ZAP decisions for one front (ZAP domain).
+type FrontStats struct {
+	Front    string
+	Accepted uint64
+	Refused  [numReasons]uint64
+}
+
+// RefusedBy returns the refusals for reason r.
+func (s FrontStats) RefusedBy(r Reason) uint64 {
+	if r < numReasons {
+		return s.Refused[r]
+	}
+	return 0
+}
+
+// TotalRefused returns all refusals of the front.
+func (s FrontStats) TotalRefused() uint64 {
+	var n uint64
+	for _, v := range s.Refused {
+		n += v
+	}
+	return n
+}
+
+// Front returns the counters of one front (zero if it has none).
+func (s Stats) Front(name string) FrontStats {
+	for _, f := range s.Fronts {
+		if f.Front == name {
+			return f
+		}
+	}
+	return FrontStats{Front: name}
 }
 
 // RefusedBy returns the refusals for reason r.
@@ -129,6 +169,7 @@ type Authenticator struct {
 	accepted atomic.Uint64
 	refused  [numReasons]atomic.Uint64
 	reloads  atomic.Uint64
+	fronts   frontCounters
 
 	logMu      sync.Mutex // Guards the log rate limiter.
 	logWindow  time.Time
@@ -244,6 +285,7 @@ func (a *Authenticator) Stats() Stats {
 		s.Refused[i] = a.refused[i].Load()
 	}
 	s.Reloads = a.reloads.Load()
+	s.Fronts = a.fronts.snapshot()
 	st := a.cur.Load()
 	s.Keys = st.allow.Len()
 	s.Users = st.passwords.Len()
@@ -267,7 +309,7 @@ func (a *Authenticator) Authenticate(r *Request) Result {
 		if len(r.Credentials) != 0 {
 			return a.refuse(r, RefusedMalformed, "")
 		}
-		return a.accept("")
+		return a.accept(r, "")
 	case "PLAIN":
 		// 27/ZAP "The PLAIN Mechanism": two credential frames, user name
 		// and password.
@@ -285,7 +327,7 @@ func (a *Authenticator) Authenticate(r *Request) Result {
 		case !ok:
 			return a.refuse(r, RefusedBadPassword, user)
 		}
-		return a.accept(user)
+		return a.accept(r, user)
 	case "CURVE":
 		// 27/ZAP "The CURVE Mechanism": one frame, the client's 32-byte
 		// long-term public key.
@@ -301,13 +343,14 @@ func (a *Authenticator) Authenticate(r *Request) Result {
 		case !a.cfg.CurveAllowAny:
 			return a.refuse(r, RefusedMechanism, k.String())
 		}
-		return a.accept(k.String())
+		return a.accept(r, k.String())
 	}
 	return a.refuse(r, RefusedMechanism, "")
 }
 
-func (a *Authenticator) accept(userID string) Result {
+func (a *Authenticator) accept(r *Request, userID string) Result {
 	a.accepted.Add(1)
+	a.fronts.get(r.Domain).accepted.Add(1)
 	return Result{Status: "200", Text: "OK", UserID: userID}
 }
 
@@ -315,8 +358,9 @@ func (a *Authenticator) accept(userID string) Result {
 // in the ERROR command, so it says no more than "refused".
 func (a *Authenticator) refuse(r *Request, why Reason, who string) Result {
 	a.refused[why].Add(1)
+	a.fronts.get(r.Domain).refused[why].Add(1)
 	if n, ok := a.mayLog(); ok {
-		args := []any{"mechanism", r.Mechanism, "address", r.Address, "reason", why.String()}
+		args := []any{"front", r.Domain, "mechanism", r.Mechanism, "address", r.Address, "reason", why.String()}
 		if who != "" {
 			if r.Mechanism == "CURVE" {
 				args = append(args, "key", who)
@@ -349,4 +393,64 @@ func (a *Authenticator) mayLog() (int, bool) {
 	n := a.suppressed
 	a.suppressed = 0
 	return n, true
+}
+
+// maxFronts bounds the ZAP domains counted apart. Domains are set by the
+// server's own sockets, not by peers, so a handful is all there ever is;
+// the bound only keeps a misuse from growing the map.
+const maxFronts = 32
+
+// otherFront counts the domains beyond maxFronts.
+const otherFront = "_other"
+
+// frontCounters are the per-domain counters: created on a domain's first
+// request, then found under a read lock and updated atomically.
+type frontCounters struct {
+	mu sync.RWMutex
+	m  map[string]*frontCounter
+}
+
+type frontCounter struct {
+	accepted atomic.Uint64
+	refused  [numReasons]atomic.Uint64
+}
+
+func (f *frontCounters) get(domain string) *frontCounter {
+	f.mu.RLock()
+	c := f.m[domain]
+	f.mu.RUnlock()
+	if c != nil {
+		return c
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.m == nil {
+		f.m = make(map[string]*frontCounter)
+	}
+	if c = f.m[domain]; c == nil {
+		if len(f.m) >= maxFronts {
+			domain = otherFront
+			if c = f.m[domain]; c != nil {
+				return c
+			}
+		}
+		c = &frontCounter{}
+		f.m[domain] = c
+	}
+	return c
+}
+
+func (f *frontCounters) snapshot() []FrontStats {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	out := make([]FrontStats, 0, len(f.m))
+	for name, c := range f.m {
+		fs := FrontStats{Front: name, Accepted: c.accepted.Load()}
+		for i := range fs.Refused {
+			fs.Refused[i] = c.refused[i].Load()
+		}
+		out = append(out, fs)
+	}
+	slices.SortFunc(out, func(a, b FrontStats) int { return strings.Compare(a.Front, b.Front) })
+	return out
 }

@@ -3,6 +3,7 @@ package auth
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -322,5 +323,33 @@ func TestPolicyKeyStartingWithHash(t *testing.T) {
 	p, err := ParsePolicy(strings.NewReader("#comment\n"+k.String()+" call echo\n"), "p")
 	if err != nil || !p.MayCall("echo", k.String()) {
 		t.Fatalf("key starting with #: %v", err)
+	}
+}
+
+// TestFrontsCountedApart: decisions are counted per ZAP domain (front),
+// and the number of domains counted apart is bounded.
+func TestFrontsCountedApart(t *testing.T) {
+	a, err := NewAuthenticator(Config{DenyIPs: []string{"10.0.0.0/8"}, Logger: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Authenticate(&Request{Domain: "mdp", Address: "127.0.0.1", Mechanism: "NULL"})
+	a.Authenticate(&Request{Domain: "emqp-backend", Address: "10.1.2.3", Mechanism: "NULL"})
+	a.Authenticate(&Request{Domain: "emqp-backend", Address: "127.0.0.1", Mechanism: "NULL"})
+	s := a.Stats()
+	if f := s.Front("mdp"); f.Accepted != 1 || f.TotalRefused() != 0 {
+		t.Fatalf("mdp %+v", f)
+	}
+	if f := s.Front("emqp-backend"); f.Accepted != 1 || f.RefusedBy(RefusedAddressDenied) != 1 {
+		t.Fatalf("emqp-backend %+v", f)
+	}
+	for i := range 100 {
+		a.Authenticate(&Request{Domain: fmt.Sprintf("d%d", i), Mechanism: "NULL"})
+	}
+	if n := len(a.Stats().Fronts); n > maxFronts+1 {
+		t.Fatalf("%d fronts counted apart", n)
+	}
+	if f := a.Stats().Front(otherFront); f.Accepted == 0 {
+		t.Fatalf("no %s front: %+v", otherFront, a.Stats().Fronts)
 	}
 }

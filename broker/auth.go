@@ -13,13 +13,18 @@ import (
 	"time"
 
 	"github.com/majordomo-go/majordomo/auth"
+	"github.com/majordomo-go/majordomo/internal/inproc"
 	"github.com/majordomo-go/majordomo/internal/transport"
 	"github.com/majordomo-go/majordomo/mdp"
 )
 
-// zapDomain is the ZAP domain of the broker's endpoints (27/ZAP: the domain
-// "SHALL contain a (non-empty) string").
-const zapDomain = "majordomo"
+// FrontMDP is the front name of the broker's endpoints: their ZAP domain
+// (27/ZAP: the domain "SHALL contain a (non-empty) string"), under which
+// the Authenticator counts their handshakes.
+const FrontMDP = "mdp"
+
+// FrontInternal is the front name of Config.Internal endpoints.
+const FrontInternal = "mdp-internal"
 
 // Authorizer decides, for an authenticated peer (its ZAP User-Id: a CURVE
 // key in Z85 or a PLAIN user name), which services it may call and which it
@@ -50,32 +55,22 @@ type Security struct {
 	Authorizer Authorizer
 }
 
-// mechanism is what Config.Endpoints speak.
-func (s *Security) mechanism() transport.Mechanism {
-	switch {
-	case s.CurveCert != nil:
-		return transport.Curve
-	case s.Authenticator != nil && s.Authenticator.PlainEnabled():
-		return transport.Plain
-	}
-	return transport.Null
+// server is the auth package's view of s: what every listening socket
+// applies.
+func (s *Security) server() *auth.ServerSecurity {
+	return &auth.ServerSecurity{Cert: s.CurveCert, Authenticator: s.Authenticator}
 }
+
+// mechanism is what Config.Endpoints speak.
+func (s *Security) mechanism() transport.Mechanism { return s.server().Mechanism() }
 
 func (s *Security) validate() error {
 	if s == nil {
 		return nil
 	}
 	bad := func(why string) error { return fmt.Errorf("%w: security: %s", ErrConfig, why) }
-	if s.Authenticator == nil {
-		return bad("an Authenticator is required")
-	}
-	if s.CurveCert != nil {
-		if _, ok := s.CurveCert.Secret(); !ok {
-			return bad("the broker's certificate has no secret key")
-		}
-		if !s.Authenticator.CurveEnabled() {
-			return bad("CURVE needs an allow-list directory, or CurveAllowAny")
-		}
+	if err := s.server().Validate(); err != nil {
+		return bad(err.Error())
 	}
 	if len(s.PlainEndpoints) > 0 && (s.CurveCert == nil || !s.Authenticator.PlainEnabled()) {
 		return bad("PlainEndpoints need a CURVE certificate and a password file")
@@ -95,26 +90,15 @@ func (s *Security) validate() error {
 // does not change it).
 type security struct {
 	cfg   *Security
-	zap   *auth.Handler
 	authz Authorizer
+	// trustInproc: peers with no User-Id are in-process ones (see
+	// Config.Internal), which the policy does not restrict.
+	trustInproc bool
 	// Refusal logs are rate-limited (the counters are exact); the loop
 	// goroutine alone uses these.
 	logWindow  time.Time
 	logCount   int
 	suppressed int
-}
-
-// securedContext stops the ZAP handler, whose socket lives in the same
-// libzmq context, before the context is terminated: Term would otherwise
-// wait for ever for that socket.
-type securedContext struct {
-	transport.Context
-	zap *auth.Handler
-}
-
-func (c *securedContext) Term() error {
-	c.zap.Stop()
-	return c.Context.Term()
 }
 
 // startSecurity starts the ZAP handler in zctx (27/ZAP: "The handler SHALL
@@ -126,55 +110,104 @@ func startSecurity(cfg Config, zctx transport.Context, o transport.Options) (*se
 	if s == nil {
 		return nil, zctx, o, nil
 	}
-	h, err := auth.StartHandler(zctx, s.Authenticator)
+	secured, err := auth.SecureContext(zctx, s.Authenticator)
 	if err != nil {
 		return nil, zctx, o, fmt.Errorf("broker: %w", err)
 	}
-	sec := &security{cfg: s, zap: h, authz: s.Authorizer}
-	o.Security = endpointSecurity(s, s.mechanism())
-	// The policy is applied per message, by the User-Id libzmq attaches.
+	sec := &security{cfg: s, authz: s.Authorizer, trustInproc: len(cfg.Internal) > 0}
+	// The policy is applied per message, by the User-Id the transport
+	// attaches.
 	o.UserID = s.Authorizer != nil
 	// Handover would let a second connection that presents a registered
 	// worker's routing id take over its pipe and answer as that worker
 	// whatever identity it authenticated with; with security on, a
 	// routing id stays with the connection that first used it.
 	o.RouterHandover = false
-	cfg.Logger.Info("security on", "mechanism", mechanismName(s.mechanism()),
+	cfg.Logger.Info("security on", "mechanism", auth.MechanismName(s.mechanism()),
 		"plain_endpoints", s.PlainEndpoints, "policy", s.Authorizer != nil)
-	return sec, &securedContext{Context: zctx, zap: h}, o, nil
+	return sec, secured, o, nil
 }
 
-func endpointSecurity(s *Security, m transport.Mechanism) *transport.Security {
-	ts := &transport.Security{Mechanism: m, Server: true, ZAPDomain: zapDomain}
-	if m == transport.Curve {
-		sk, _ := s.CurveCert.Secret()
-		ts.SecretKey = sk[:]
-		ts.PublicKey = s.CurveCert.Public[:]
-	}
-	return ts
-}
-
-func mechanismName(m transport.Mechanism) string {
-	return [...]string{"NULL", "PLAIN", "CURVE"}[m]
-}
-
-// bindPlain binds the PLAIN endpoints after the others: libzmq fixes an
-// endpoint's mechanism when it is bound.
-func (b *Broker) bindPlain() error {
-	if b.sec == nil || len(b.sec.cfg.PlainEndpoints) == 0 {
-		return nil
-	}
-	if err := b.sock.SetSecurity(endpointSecurity(b.sec.cfg, transport.Plain)); err != nil {
-		return err
-	}
-	for _, ep := range b.sec.cfg.PlainEndpoints {
-		bound, err := b.sock.Bind(ep)
-		if err != nil {
+// bind binds every endpoint: Config.Endpoints with the configured
+// mechanism, then the PLAIN ones, then the internal ones (the transport
+// fixes an endpoint's mechanism when it is bound).
+func (b *Broker) bind() error {
+	if b.sec == nil {
+		for _, ep := range b.cfg.Endpoints {
+			if err := b.bindOne(ep, auth.Listener{Front: FrontMDP, Mechanism: auth.MechanismNull}); err != nil {
+				return err
+			}
+		}
+	} else {
+		srv := b.sec.cfg.server()
+		for _, ep := range b.cfg.Endpoints {
+			l, err := srv.Listen(b.sock, FrontMDP, ep)
+			if err != nil {
+				return err
+			}
+			b.listened(l)
+		}
+		for _, ep := range b.sec.cfg.PlainEndpoints {
+			l, err := srv.ListenWith(b.sock, FrontMDP, ep, transport.Plain)
+			if err != nil {
+				return err
+			}
+			b.listened(l)
+		}
+		// In-process connections have no handshake; NULL with a domain of
+		// its own keeps any handshake a transport might make countable.
+		if err := b.sock.SetSecurity(&transport.Security{Mechanism: transport.Null, Server: true, ZAPDomain: FrontInternal}); err != nil {
 			return err
 		}
-		b.endpoints = append(b.endpoints, bound)
+	}
+	for _, ep := range b.cfg.Internal {
+		if err := b.bindOne(ep, auth.Listener{Front: FrontInternal, Mechanism: auth.MechanismNull}); err != nil {
+			return err
+		}
 	}
 	return nil
+}
+
+// bindOne binds ep as it is, described by l.
+func (b *Broker) bindOne(ep string, l auth.Listener) error {
+	bound, err := b.sock.Bind(ep)
+	if err != nil {
+		return err
+	}
+	l.Endpoint = bound
+	b.listened(l)
+	return nil
+}
+
+// listened records a bound endpoint, and shares the broker's transport
+// context under an inproc:// one so that in-process clients and workers
+// can reach it.
+func (b *Broker) listened(l auth.Listener) {
+	b.listeners = append(b.listeners, l)
+	if l.Front != FrontInternal {
+		b.endpoints = append(b.endpoints, l.Endpoint)
+	}
+	if inproc.IsEndpoint(l.Endpoint) {
+		if err := inproc.Register(l.Endpoint, b.shared); err != nil {
+			b.log.Warn("in-process endpoint not reachable by in-process clients", "endpoint", l.Endpoint, "error", err.Error())
+			return
+		}
+		b.inproc = append(b.inproc, l.Endpoint)
+	}
+}
+
+// unshare forgets the broker's inproc:// endpoints.
+func (b *Broker) unshare() {
+	for _, ep := range b.inproc {
+		inproc.Unregister(ep, b.shared)
+	}
+	b.inproc = nil
+}
+
+// Listeners describes every endpoint the broker listens on, the internal
+// ones included: front, endpoint as bound, mechanism.
+func (b *Broker) Listeners() []auth.Listener {
+	return append([]auth.Listener(nil), b.listeners...)
 }
 
 // AuthStats returns the ZAP handler's counters (refused handshakes by
@@ -189,19 +222,45 @@ func (b *Broker) AuthStats() auth.Stats {
 // identity is the ZAP User-Id of the message being handled.
 func (b *Broker) identity() string { return b.sock.UserID() }
 
+// unrestricted reports whether the policy does not apply to the sender of
+// the current message: there is none, or the sender is in-process. With a
+// policy every network endpoint speaks CURVE or PLAIN (validate), and the
+// ZAP handler gives every peer it admits a non-empty User-Id (a CURVE key,
+// a PLAIN user name, never empty: LoadPasswords refuses an empty name);
+// only in-process connections, which have no handshake, carry none.
+func (b *Broker) unrestricted() bool {
+	return b.sec == nil || b.sec.authz == nil || b.sec.trustInproc && b.identity() == ""
+}
+
 // mayCall reports whether the sender of the current message may call
 // service.
 func (b *Broker) mayCall(service []byte) bool {
-	if b.sec == nil || b.sec.authz == nil {
+	if b.unrestricted() {
 		return true
 	}
 	return b.sec.authz.MayCall(b.identity(), string(service))
 }
 
+// mayCallThrough reports whether the sender may make the call m makes on
+// its behalf through a broker-side proxy: titanic.request stores a request
+// for the service named in its first body frame (9/TSP) and Titanic, an
+// in-process peer the policy does not restrict, later calls it; without
+// this check a client could reach, through Titanic, a service the policy
+// does not let it call.
+func (b *Broker) mayCallThrough(m *mdp.Message) bool {
+	if b.unrestricted() || string(m.Service) != titanicRequest || len(m.Body) == 0 {
+		return true
+	}
+	return b.sec.authz.MayCall(b.identity(), string(m.Body[0]))
+}
+
+// titanicRequest is 9/TSP's request service.
+const titanicRequest = "titanic.request"
+
 // mayRegister reports whether the sender of the current READY may serve
 // service.
 func (b *Broker) mayRegister(service string) bool {
-	if b.sec == nil || b.sec.authz == nil {
+	if b.unrestricted() {
 		return true
 	}
 	return b.sec.authz.MayRegister(b.identity(), service)
@@ -210,7 +269,7 @@ func (b *Broker) mayRegister(service string) bool {
 // mayView reports whether MMI answers may mention service to the sender of
 // the current request: only services it may call or register.
 func (b *Broker) mayView(service string) bool {
-	if b.sec == nil || b.sec.authz == nil {
+	if b.unrestricted() {
 		return true
 	}
 	id := b.identity()

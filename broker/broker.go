@@ -14,7 +14,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/majordomo-go/majordomo/auth"
 	"github.com/majordomo-go/majordomo/internal/dispatch"
+	"github.com/majordomo-go/majordomo/internal/inproc"
 	"github.com/majordomo-go/majordomo/internal/loop"
 	"github.com/majordomo-go/majordomo/internal/transport"
 	"github.com/majordomo-go/majordomo/mdp"
@@ -39,7 +41,10 @@ type Broker struct {
 	log       *slog.Logger
 	zctx      transport.Context
 	sock      transport.Socket
-	endpoints []string
+	endpoints []string        // Config.Endpoints and PLAIN ones, as bound.
+	listeners []auth.Listener // Every endpoint bound, internal ones included.
+	shared    *inproc.Shared  // The transport context, shared with in-process peers.
+	inproc    []string        // inproc:// endpoints registered with package inproc.
 
 	// life starts and stops the loop and carries other goroutines' calls
 	// (Stats, Status) to it.
@@ -73,10 +78,13 @@ func New(cfg Config) (*Broker, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	zctx, err := transport.NewContext()
+	raw, err := transport.NewContext()
 	if err != nil {
 		return nil, err
 	}
+	// Shared so that in-process clients and workers (Config.Internal, or
+	// any inproc:// endpoint) make their sockets in it.
+	shared, zctx := inproc.Share(raw)
 	opts := transport.Options{
 		// Sends to a vanished client must fail, not vanish silently, so
 		// that the loss is counted (DropReplyUnroutable).
@@ -115,18 +123,11 @@ func New(cfg Config) (*Broker, error) {
 		inflight:   make(map[string]int),
 		expiredLog: make(map[string]int),
 		sec:        sec,
+		shared:     shared,
 	}
 	b.pool = dispatch.NewPool[*request, *worker](dispatch.Config{Limits: cfg.limits(b.budget)})
-	for _, ep := range cfg.Endpoints {
-		bound, err := sock.Bind(ep)
-		if err != nil {
-			sock.Close()
-			zctx.Term()
-			return nil, fmt.Errorf("broker: %w", err)
-		}
-		b.endpoints = append(b.endpoints, bound)
-	}
-	if err := b.bindPlain(); err != nil {
+	if err := b.bind(); err != nil {
+		b.unshare()
 		sock.Close()
 		zctx.Term()
 		return nil, fmt.Errorf("broker: %w", err)
@@ -195,6 +196,7 @@ func (b *Broker) tick(period time.Duration, done <-chan struct{}) {
 // socket of a broker that never ran. It is safe to call more than once.
 func (b *Broker) Close() error {
 	b.life.Stop(func() {
+		b.unshare()
 		b.sock.Close()
 		b.zctx.Term()
 	})
@@ -451,7 +453,10 @@ func (b *Broker) shutdown() {
 		b.log.Warn("queued requests dropped at shutdown", "count", lost)
 	}
 	b.final = b.snapshot()
+	b.unshare()
 	b.sock.Close()
+	// With in-process peers still holding sockets in the shared context,
+	// this only lets go of it; the last of them terminates it.
 	b.zctx.Term()
 	b.log.Info("broker stopped", "requests", b.final.Requests, "replies", b.final.Replies,
 		"dropped", b.final.TotalDropped())

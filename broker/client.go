@@ -19,7 +19,7 @@ func (b *Broker) clientRequest(sender []byte, m *mdp.Message) {
 		b.mmi(sender, m)
 		return
 	}
-	if !b.mayCall(m.Service) { // Security.Authorizer (auth.go).
+	if !b.mayCall(m.Service) || !b.mayCallThrough(m) { // Security.Authorizer (auth.go).
 		b.refuseRequest(sender, m)
 		return
 	}

@@ -68,6 +68,16 @@ type Config struct {
 	// MaxFrameSize is the largest frame libzmq accepts (ZMQ_MAXMSGSIZE); a
 	// peer sending a larger one is disconnected by libzmq.
 	MaxFrameSize int64
+	// Internal are inproc:// endpoints for peers in this process, such as
+	// mdbroker's built-in Titanic; a client or worker of this module
+	// reaches them by name (client.Connect("inproc://...")). In-process
+	// connections have no handshake, so they need no key and open no port,
+	// whatever Security says; and, since only code in this process can
+	// connect to them, the policy (Security.Authorizer) does not restrict
+	// their peers, nor those of any inproc:// endpoint of the broker. The
+	// policy still decides what a client may reach through them: a
+	// titanic.request is checked as a call of the service it names.
+	Internal []string
 	// Logger receives the broker's logs (default slog.Default()).
 	Logger *slog.Logger
 	// Security turns on CURVE or PLAIN, the ZAP handler and per-service
@@ -131,6 +141,11 @@ func (c Config) Validate() error {
 	for _, ep := range c.Endpoints {
 		if !strings.HasPrefix(ep, "tcp://") && !strings.HasPrefix(ep, "ipc://") && !strings.HasPrefix(ep, "inproc://") {
 			return bad("endpoint", ep, "must start with tcp://, ipc:// or inproc://")
+		}
+	}
+	for _, ep := range c.Internal {
+		if !strings.HasPrefix(ep, "inproc://") {
+			return bad("internal endpoint", ep, "must start with inproc://")
 		}
 	}
 	switch {

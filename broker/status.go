@@ -5,6 +5,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/majordomo-go/majordomo/auth"
 	"github.com/majordomo-go/majordomo/internal/dispatch"
 )
 
@@ -62,6 +63,17 @@ type Status struct {
 	Endpoints []string
 	Services  []ServiceStatus // Sorted by name.
 	Workers   []WorkerStatus  // Sorted by service, then identity.
+	// Listeners describes every endpoint bound and the mechanism it
+	// speaks, internal ones included.
+	Listeners []auth.Listener
+	// Security is the mechanism of Endpoints ("CURVE", "PLAIN", "NULL"),
+	// and Policy whether an Authorizer is in force.
+	Security string
+	Policy   bool
+	// Auth are the Authenticator's counters (zero without security): by
+	// reason, and by front (ZAP domain), every front that shares the
+	// Authenticator included.
+	Auth auth.Stats
 }
 
 // Status returns a detailed snapshot. It is built on the event loop and copied
@@ -73,6 +85,14 @@ func (b *Broker) Status() Status {
 		st.Stats = b.finalStats()
 		st.Endpoints = b.Endpoints()
 	}
+	// Fixed at New, or atomic counters: read off the loop.
+	st.Listeners = b.Listeners()
+	st.Security = auth.MechanismNull
+	if b.sec != nil {
+		st.Security = auth.MechanismName(b.sec.cfg.mechanism())
+		st.Policy = b.sec.authz != nil
+	}
+	st.Auth = b.AuthStats()
 	return st
 }
 

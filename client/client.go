@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/majordomo-go/majordomo/internal/inproc"
 	"github.com/majordomo-go/majordomo/internal/transport"
 )
 
@@ -80,7 +81,9 @@ type call struct {
 
 // Connect creates a client for the broker at endpoint (for example
 // "tcp://127.0.0.1:5555"). Like every ZeroMQ connect it succeeds whether or
-// not the broker is up: requests wait for it, within their timeouts.
+// not the broker is up: requests wait for it, within their timeouts. An
+// inproc:// endpoint must be one a broker in this process is bound to
+// (broker.Config.Internal); the client then needs no credentials.
 func Connect(endpoint string, opts ...Option) (*Client, error) {
 	cfg := defaultConfig()
 	for _, o := range opts {
@@ -91,7 +94,7 @@ func Connect(endpoint string, opts ...Option) (*Client, error) {
 	if cfg.log == nil {
 		cfg.log = slog.Default()
 	}
-	zctx, err := transport.NewContext()
+	zctx, err := inproc.NewContext(endpoint)
 	if err != nil {
 		return nil, fmt.Errorf("client: %w", err)
 	}

@@ -66,6 +66,7 @@ type Config struct {
 	EMQPAdmin            string        // emqp-admin
 	EMQPPubIn            string        // emqp-pub-in
 	EMQPPubOut           string        // emqp-pub-out
+	EMQPSecurity         string        // emqp-security: EMQPSecurityAuto or EMQPSecurityNone.
 	EMQPHeartbeat        time.Duration // emqp-heartbeat
 	EMQPHeartbeatTimeout time.Duration // emqp-heartbeat-timeout
 	EMQPMaxQueue         int           // emqp-max-queue
@@ -119,8 +120,21 @@ func (c Config) EMQP(log *slog.Logger) (emqp.Config, bool) {
 	}, true
 }
 
+// Values of emqp-security.
+const (
+	// EMQPSecurityAuto: the eMQP fronts speak what the MDP endpoints speak.
+	EMQPSecurityAuto = "auto"
+	// EMQPSecurityNone: the eMQP fronts speak NULL (plaintext), for
+	// EventMQ's own peers, which cannot speak CURVE; the IP lists still
+	// apply, and mdbroker warns at every start.
+	EMQPSecurityNone = "none"
+)
+
+// EMQPPlaintext reports whether the operator chose plaintext eMQP fronts.
+func (c Config) EMQPPlaintext() bool { return c.EMQPSecurity == EMQPSecurityNone }
+
 // emqpSettings need a restart: the eMQP server binds its sockets once.
-var emqpSettings = []string{"emqp-frontend", "emqp-backend", "emqp-admin", "emqp-pub-in", "emqp-pub-out",
+var emqpSettings = []string{"emqp-frontend", "emqp-backend", "emqp-admin", "emqp-pub-in", "emqp-pub-out", "emqp-security",
 	"emqp-heartbeat", "emqp-heartbeat-timeout", "emqp-max-queue", "emqp-queue-timeout", "emqp-strict-priority",
 	"scheduler", "scheduler-store", "titanic-dir", "titanic-store", "titanic-lease-ttl", "titanic-reply-ttl", "titanic-request-ttl"}
 
@@ -129,6 +143,7 @@ var emqpSettings = []string{"emqp-frontend", "emqp-backend", "emqp-admin", "emqp
 func (c *Config) KeepEMQP(old Config) {
 	c.EMQPFrontend, c.EMQPBackend, c.EMQPAdmin = old.EMQPFrontend, old.EMQPBackend, old.EMQPAdmin
 	c.EMQPPubIn, c.EMQPPubOut = old.EMQPPubIn, old.EMQPPubOut
+	c.EMQPSecurity = old.EMQPSecurity
 	c.EMQPHeartbeat, c.EMQPHeartbeatTimeout = old.EMQPHeartbeat, old.EMQPHeartbeatTimeout
 	c.EMQPMaxQueue, c.EMQPQueueTimeout, c.EMQPStrictPriority = old.EMQPMaxQueue, old.EMQPQueueTimeout, old.EMQPStrictPriority
 	c.Scheduler, c.SchedulerStore = old.Scheduler, old.SchedulerStore
@@ -175,6 +190,7 @@ func Defaults() Config {
 		EMQPHeartbeat:        emqp.DefaultHeartbeatInterval,
 		EMQPHeartbeatTimeout: emqp.DefaultHeartbeatTimeout,
 		EMQPMaxQueue:         emqp.DefaultMaxQueue,
+		EMQPSecurity:         EMQPSecurityAuto,
 		TitanicReplyTTL:      titanic.DefaultReplyTTL,
 		TitanicLeaseTTL:      titanic.DefaultLeaseTTL,
 	}

@@ -78,7 +78,7 @@ var settings = []*setting{
 		field: func(c *Config) any { return &c.DrainTimeout }, check: minDuration(0)},
 	{name: "metrics-max-services", kind: kInt, reload: true, usage: `services with a label of their own in /metrics; the rest are summed under service="_other"`,
 		field: func(c *Config) any { return &c.MetricsMaxServices }, check: minInt(0)},
-	{name: "curve-secret-key", kind: kString, usage: "the broker's secret CURVE certificate (czmq format, mode 0600): every endpoint speaks CURVE",
+	{name: "curve-secret-key", kind: kString, usage: "the broker's secret CURVE certificate (czmq format, mode 0600): every endpoint speaks CURVE, the eMQP fronts included unless emqp-security is \"none\"",
 		field: func(c *Config) any { return &c.CurveSecretKey }},
 	{name: "curve-allow", kind: kString, usage: "directory of the public certificates of admitted clients and workers, re-read on SIGHUP; without it any key is admitted",
 		field: func(c *Config) any { return &c.CurveAllow }},
@@ -102,6 +102,8 @@ var settings = []*setting{
 		field: func(c *Config) any { return &c.EMQPPubIn }},
 	{name: "emqp-pub-out", kind: kString, usage: "eMQP/1.0 endpoint SUB sockets connect to, e.g. tcp://*:47299",
 		field: func(c *Config) any { return &c.EMQPPubOut }},
+	{name: "emqp-security", kind: kString, usage: `security of the eMQP fronts: "auto" speaks what the MDP endpoints speak (CURVE with curve-secret-key, else PLAIN with plain-passwords); "none" is plaintext, for EventMQ peers that cannot speak CURVE (allow-ip and deny-ip still apply; warned at every start)`,
+		field: func(c *Config) any { return &c.EMQPSecurity }, check: checkEMQPSecurity},
 	{name: "emqp-heartbeat", kind: kDuration, usage: "eMQP heartbeat interval to job managers and schedulers",
 		field: func(c *Config) any { return &c.EMQPHeartbeat }},
 	{name: "emqp-heartbeat-timeout", kind: kDuration, usage: "how long an eMQP job manager or scheduler may stay silent before it is dropped",
@@ -380,6 +382,14 @@ func checkEndpoints(v any) error {
 		}
 	}
 	return nil
+}
+
+func checkEMQPSecurity(v any) error {
+	switch v.(string) {
+	case EMQPSecurityAuto, EMQPSecurityNone:
+		return nil
+	}
+	return fmt.Errorf("want %q or %q", EMQPSecurityAuto, EMQPSecurityNone)
 }
 
 func checkListen(v any) error {

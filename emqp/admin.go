@@ -19,6 +19,10 @@ const (
 // admin handles a command from emq-cli. Every answer is REPLY [JSON],
 // which emq-cli pretty-prints.
 func (s *Server) admin(id []byte, m *wire.Message) {
+	if !s.mayCall(ServiceAdmin) {
+		s.refuse(sockAdmin, m.Command.String(), ServiceAdmin, id)
+		return
+	}
 	var body any
 	switch m.Command {
 	case wire.Hello:

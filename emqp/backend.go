@@ -65,6 +65,15 @@ func (s *Server) inform(id []byte, w *worker, m *wire.Message) {
 	if len(specs) == 0 {
 		specs = s.cfg.DefaultQueues
 	}
+	// An INFORM registers the job manager for every queue it lists: each
+	// must be allowed, or none is (no ACK, as for an INFORM EventMQ cannot
+	// read; the job manager retries).
+	for _, q := range specs {
+		if !s.mayRegister(q.Name) {
+			s.refuse(sockBack, "INFORM", q.Name, id)
+			return
+		}
+	}
 	subs := make([]dispatch.Sub, len(specs))
 	for i, q := range specs {
 		subs[i] = dispatch.Sub{Queue: q.Name, Weight: q.Weight}

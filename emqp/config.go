@@ -7,7 +7,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/majordomo-go/majordomo/auth"
 	"github.com/majordomo-go/majordomo/emqp/wire"
+	"github.com/majordomo-go/majordomo/internal/transport"
 )
 
 // Defaults for Config, EventMQ's own where it has one (eventmq/conf.py).
@@ -96,11 +98,52 @@ type Config struct {
 	// memory only.
 	SchedulerStore string
 
+	// Security, if not nil, applies to every listening socket: all five
+	// fronts, each counted under its own ZAP domain (FrontBackend, ...).
+	// With its Plaintext set they speak NULL, still filtered by the
+	// Authenticator's address lists. Nil: NULL for all, as EventMQ.
+	Security *auth.ServerSecurity
+	// Authorizer, if not nil, applies a per-service policy to the
+	// identities CURVE or PLAIN authenticated, mapped onto eMQP: a REQUEST
+	// is a call of the queue it is routed to, a SCHEDULE or UNSCHEDULE a
+	// call of the queue it names, a job manager's INFORM a register of
+	// every queue it lists, a scheduler's INFORM a register of
+	// ServiceScheduler, an emq-cli command a call of ServiceAdmin, and a
+	// PUBLISH a call of ServicePublish. Refusals are not answered and are
+	// counted (Stats.Unauthorized).
+	Authorizer Authorizer
+
 	// MaxFrameSize is the largest frame libzmq accepts (ZMQ_MAXMSGSIZE).
 	MaxFrameSize int64
 	// Logger receives the server's logs (default slog.Default()).
 	Logger *slog.Logger
 }
+
+// Authorizer decides what an authenticated peer (its ZAP User-Id: a CURVE
+// key in Z85 or a PLAIN user name) may do; *auth.Authorizer implements it
+// from a policy file. It is called from the server's loop, so it must be
+// fast and safe for concurrent use with its own reloads.
+type Authorizer interface {
+	MayCall(identity, service string) bool
+	MayRegister(identity, service string) bool
+}
+
+// The names the policy knows eMQP's non-queue operations by.
+const (
+	ServiceScheduler = "emqp.scheduler" // Registering as a scheduler (INFORM on the frontend).
+	ServiceAdmin     = "emqp.admin"     // emq-cli's commands, DISCONNECT (shutdown) included.
+	ServicePublish   = "emqp.publish"   // PUBLISH, on the frontend or the pub-in socket.
+)
+
+// Front names: the ZAP domain of each listening socket, under which its
+// handshakes and policy refusals are counted; also the setting names.
+const (
+	FrontFrontend = "emqp-frontend"
+	FrontBackend  = "emqp-backend"
+	FrontAdmin    = "emqp-admin"
+	FrontPubIn    = "emqp-pub-in"
+	FrontPubOut   = "emqp-pub-out"
+)
 
 // ErrConfig is wrapped by every configuration error New returns.
 var ErrConfig = errors.New("emqp: invalid configuration")
@@ -190,6 +233,12 @@ func (c Config) Validate() error {
 		return bad("scheduler-store", c.SchedulerStore, "needs the built-in scheduler (scheduler)")
 	case len(c.DefaultQueue) > wire.MaxQueueNameLen:
 		return bad("emqp-default-queue", c.DefaultQueue, "longer than 255 bytes")
+	}
+	if err := c.Security.Validate(); err != nil {
+		return bad("security", "", err.Error())
+	}
+	if c.Authorizer != nil && c.Security.Mechanism() == transport.Null {
+		return bad("policy", "", "a policy needs authenticated identities: CURVE or PLAIN on the eMQP fronts")
 	}
 	for _, q := range c.DefaultQueues {
 		if q.Name == "" || len(q.Name) > wire.MaxQueueNameLen || q.Weight < 1 {

@@ -28,7 +28,34 @@ func (s *Server) frontend(id []byte, frames [][]byte, m *wire.Message) {
 	case wire.Heartbeat:
 		// From a scheduler, done above; from anyone else, harmless.
 	case wire.Inform:
+		if !s.mayRegister(ServiceScheduler) {
+			s.refuse(sockFront, "INFORM", ServiceScheduler, id)
+			return
+		}
 		s.informScheduler(id, sc, m)
+	case wire.Schedule, wire.Unschedule, wire.Publish:
+		s.frontendCall(id, frames, m)
+	case wire.Kbye, wire.Kbai, wire.Disconnect:
+		// EventMQ's router shuts itself down on a frontend DISCONNECT from
+		// anyone; here only emq-cli on the admin socket can do that.
+		s.drop(DropUnexpected, "goodbye from an unregistered frontend peer", "command", m.Command.String())
+	default:
+		s.drop(DropUnexpected, "unexpected frontend command", "command", m.Command.String(), "peer", printable(id))
+	}
+}
+
+// frontendCall handles SCHEDULE, UNSCHEDULE and PUBLISH, which the policy
+// sees as calls: of the queue named, or of ServicePublish.
+func (s *Server) frontendCall(id []byte, frames [][]byte, m *wire.Message) {
+	target := ServicePublish
+	if m.Command != wire.Publish {
+		target = string(m.Args[0])
+	}
+	if !s.mayCall(target) {
+		s.refuse(sockFront, m.Command.String(), target, id)
+		return
+	}
+	switch m.Command {
 	case wire.Schedule:
 		if s.sched != nil {
 			s.scheduleBuiltin(m)
@@ -45,12 +72,6 @@ func (s *Server) frontend(id []byte, frames [][]byte, m *wire.Message) {
 		s.unschedule(frames)
 	case wire.Publish:
 		s.publish(m)
-	case wire.Kbye, wire.Kbai, wire.Disconnect:
-		// EventMQ's router shuts itself down on a frontend DISCONNECT from
-		// anyone; here only emq-cli on the admin socket can do that.
-		s.drop(DropUnexpected, "goodbye from an unregistered frontend peer", "command", m.Command.String())
-	default:
-		s.drop(DropUnexpected, "unexpected frontend command", "command", m.Command.String(), "peer", printable(id))
 	}
 }
 
@@ -61,6 +82,12 @@ func (s *Server) request(client []byte, m *wire.Message, fromScheduler bool) {
 	q := s.route(queueArg)
 	if q == nil {
 		s.drop(DropTooManyQueues, "no room for the default queue")
+		return
+	}
+	// The queue it is routed to, which the default queue is for a queue
+	// nobody serves: naming a queue one may call must not reach another.
+	if !s.mayCall(q.Name()) {
+		s.refuse(sockFront, "REQUEST", q.Name(), client)
 		return
 	}
 	h := wire.ParseHeaders(headers)
@@ -236,6 +263,10 @@ func (s *Server) unschedule(frames [][]byte) {
 func (s *Server) publishIn(m *wire.Message) {
 	if m.Command != wire.Publish {
 		s.drop(DropUnexpected, "unexpected command on the publish socket", "command", m.Command.String())
+		return
+	}
+	if !s.mayCall(ServicePublish) {
+		s.refuse(sockPubIn, "PUBLISH", ServicePublish, nil)
 		return
 	}
 	s.publish(m)

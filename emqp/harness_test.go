@@ -42,7 +42,7 @@ type testServer struct {
 	s    *Server
 	ep   Endpoints
 	zctx transport.Context // DEALER peers.
-	pctx transport.Context // SUB peers (zmq4).
+	pctx transport.Context // SUB peers.
 	err  chan error
 	ids  atomic.Int64
 	// peers to close at cleanup, before the contexts.

@@ -18,6 +18,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/majordomo-go/majordomo/auth"
 	"github.com/majordomo-go/majordomo/emqp/schedule"
 	"github.com/majordomo-go/majordomo/emqp/wire"
 	"github.com/majordomo-go/majordomo/internal/dispatch"
@@ -113,6 +114,7 @@ type Server struct {
 	pubOut    transport.Socket
 	poller    *transport.Poller
 	endpoints Endpoints
+	listeners []auth.Listener
 	sched     *schedule.Scheduler // The built-in scheduler, or nil.
 
 	life  *loop.Life // Start, stop, and other goroutines' calls to the loop.
@@ -136,6 +138,7 @@ type Server struct {
 	idBuf      []byte   // Scratch for generated msgids.
 	tsBuf      []byte   // Scratch for heartbeat timestamps.
 	adminStop  bool     // An admin DISCONNECT asked the loop to stop.
+	uid        string   // ZAP User-Id of the message being handled (Config.Authorizer).
 	draining   bool
 	warnings   map[string]int // Rate-limited warnings, flushed each tick.
 }
@@ -180,20 +183,31 @@ func New(cfg Config) (*Server, error) {
 	return s, nil
 }
 
+// fronts are the names of the sockets, by index.
+var fronts = [numSocks]string{sockFront: FrontFrontend, sockBack: FrontBackend, sockAdmin: FrontAdmin, sockPubIn: FrontPubIn}
+
 // open creates and binds the sockets.
 func (s *Server) open() error {
 	var err error
-	if s.zctx, err = transport.NewContext(); err != nil {
+	if s.zctx, err = s.context(transport.NewContext); err != nil {
 		return err
 	}
+	sec := s.cfg.Security
 	opts := transport.Options{
 		RouterMandatory: true, // A reply to a vanished peer is counted, not lost silently.
-		RouterHandover:  true,
-		SendHWM:         100000,
-		RecvHWM:         10000,
-		MaxMsgSize:      s.cfg.MaxFrameSize,
-		Linger:          time.Second,
-		BatchSends:      true, // The loop always comes back to the Poller, which flushes.
+		// Without security a reconnecting peer takes its identity back at
+		// once, as EventMQ's router lets it. With security a routing id
+		// stays with the connection that first used it: handover would
+		// let a peer that authenticated as anyone take over a job
+		// manager's identity and its jobs.
+		RouterHandover: sec == nil,
+		SendHWM:        100000,
+		RecvHWM:        10000,
+		MaxMsgSize:     s.cfg.MaxFrameSize,
+		Linger:         time.Second,
+		// The policy is applied per message, by the User-Id.
+		UserID:     s.cfg.Authorizer != nil,
+		BatchSends: true, // The loop always comes back to the Poller, which flushes.
 	}
 	binds := [numSocks]struct {
 		ep  string
@@ -214,21 +228,62 @@ func (s *Server) open() error {
 			return err
 		}
 		s.socks[i] = sock
-		if *b.out, err = sock.Bind(b.ep); err != nil {
-			return fmt.Errorf("emqp: %w", err)
+		if *b.out, err = s.listen(sock, fronts[i], b.ep); err != nil {
+			return err
 		}
 		polled = append(polled, sock)
 	}
 	if s.cfg.PubOut != "" {
+		// The PUB socket lives in the same context and shares its
+		// authenticator.
 		if s.pubOut, err = transport.NewPub(s.zctx, transport.Options{SendHWM: 100000, Linger: time.Second, MaxMsgSize: s.cfg.MaxFrameSize}); err != nil {
 			return err
 		}
-		if s.endpoints.PubOut, err = s.pubOut.Bind(s.cfg.PubOut); err != nil {
-			return fmt.Errorf("emqp: %w", err)
+		if s.endpoints.PubOut, err = s.listen(s.pubOut, FrontPubOut, s.cfg.PubOut); err != nil {
+			return err
 		}
 	}
 	s.poller, err = transport.NewPoller(polled...)
 	return err
+}
+
+// context makes a transport context with newCtx and, with security on,
+// starts its ZAP handler before any of its sockets binds (27/ZAP).
+func (s *Server) context(newCtx func() (transport.Context, error)) (transport.Context, error) {
+	zctx, err := newCtx()
+	if err != nil || s.cfg.Security == nil {
+		return zctx, err
+	}
+	secured, err := auth.SecureContext(zctx, s.cfg.Security.Authenticator)
+	if err != nil {
+		zctx.Term()
+		return nil, fmt.Errorf("emqp: %w", err)
+	}
+	return secured, nil
+}
+
+// listen binds one front, with the configured security if any, and
+// records it in s.listeners.
+func (s *Server) listen(sock transport.Socket, front, ep string) (string, error) {
+	var l auth.Listener
+	var err error
+	if s.cfg.Security != nil {
+		l, err = s.cfg.Security.Listen(sock, front, ep)
+	} else {
+		l = auth.Listener{Front: front, Mechanism: auth.MechanismNull}
+		l.Endpoint, err = sock.Bind(ep)
+	}
+	if err != nil {
+		return "", fmt.Errorf("emqp: %s: %w", front, err)
+	}
+	s.listeners = append(s.listeners, l)
+	return l.Endpoint, nil
+}
+
+// Listeners describes every endpoint the server listens on: front,
+// endpoint as bound, mechanism.
+func (s *Server) Listeners() []auth.Listener {
+	return append([]auth.Listener(nil), s.listeners...)
 }
 
 // release closes whatever open created.
@@ -318,6 +373,11 @@ func (s *Server) Status() Status {
 	if !s.inLoop(func() { st = s.status() }) {
 		st.Stats = s.finalStats()
 		st.Endpoints = s.endpoints
+	}
+	// Fixed at New, or atomic counters: read off the loop.
+	st.Listeners = s.Listeners()
+	if s.cfg.Security != nil {
+		st.Auth = s.cfg.Security.Authenticator.Stats()
 	}
 	return st
 }
@@ -418,6 +478,9 @@ func (s *Server) drain(which int, sock transport.Socket) error {
 		if err != nil {
 			s.malformed(which, id, err)
 			continue
+		}
+		if s.cfg.Authorizer != nil {
+			s.uid = sock.UserID()
 		}
 		switch which {
 		case sockFront:

@@ -2,6 +2,7 @@ package emqp
 
 import (
 	"fmt"
+	"github.com/majordomo-go/majordomo/auth"
 	"time"
 
 	"github.com/majordomo-go/majordomo/emqp/schedule"
@@ -41,6 +42,7 @@ const (
 	DropNoPublisher                         // PUBLISH with no PubOut socket.
 	DropDuplicateMsgID                      // A request whose msgid is already in flight on that job manager.
 	DropShutdown                            // Still queued when the server stopped.
+	DropUnauthorized                        // The policy (Config.Authorizer) refused it.
 	numDropReasons
 )
 
@@ -49,7 +51,7 @@ var dropNames = [numDropReasons]string{
 	"too_many_frames", "unexpected", "unknown_peer", "bad_inform", "queue_full",
 	"queue_bytes", "too_many_queues", "expired", "attempts_exhausted", "worker_lost",
 	"reply_unroutable", "reply_blocked", "reply_unknown", "no_scheduler",
-	"bad_schedule", "no_publisher", "duplicate_msgid", "shutdown",
+	"bad_schedule", "no_publisher", "duplicate_msgid", "shutdown", "unauthorized",
 }
 
 // String returns the reason's snake_case name, as logs and metrics use it.
@@ -129,8 +131,21 @@ type Stats struct {
 	Heartbeats       uint64 // HEARTBEATs sent.
 	AdminCommands    uint64 // Administrative commands answered (HELLO included).
 
-	Dropped [numDropReasons]uint64   // By DropReason.
-	Removed [numRemoveReasons]uint64 // Job managers and schedulers removed, by RemoveReason.
+	Dropped [numDropReasons]uint64 // By DropReason.
+	// Unauthorized splits DropUnauthorized by the socket the refused
+	// message came on; UnauthorizedOn reads it by front name.
+	Unauthorized [numSocks]uint64
+	Removed      [numRemoveReasons]uint64 // Job managers and schedulers removed, by RemoveReason.
+}
+
+// UnauthorizedOn returns the policy refusals on a front (FrontBackend...).
+func (s Stats) UnauthorizedOn(front string) uint64 {
+	for i, f := range fronts {
+		if f == front {
+			return s.Unauthorized[i]
+		}
+	}
+	return 0
 }
 
 // DroppedBy returns the count for reason r.
@@ -206,9 +221,14 @@ type Endpoints struct {
 // Status is a detailed snapshot for operators and metrics exporters.
 type Status struct {
 	Stats
-	Started    time.Time
-	Now        time.Time
-	Endpoints  Endpoints
+	Started   time.Time
+	Now       time.Time
+	Endpoints Endpoints
+	// Listeners describes every endpoint and the mechanism it speaks.
+	Listeners []auth.Listener
+	// Auth are the counters of Config.Security's Authenticator (zero
+	// without security), by front.
+	Auth       auth.Stats
 	Queues     []QueueStatus     // Sorted by name.
 	Workers    []WorkerStatus    // Sorted by identity.
 	Schedulers []SchedulerStatus // Sorted by identity.

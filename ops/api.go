@@ -23,6 +23,9 @@ type StatusResponse struct {
 	Removed       map[string]uint64 `json:"removed"`
 	Services      []ServiceInfo     `json:"services"`
 	Workers       []WorkerInfo      `json:"workers"`
+	// Security shows every front with its endpoints, their mechanisms and
+	// its refusals, and lists the plaintext endpoints.
+	Security *SecurityInfo `json:"security"`
 }
 
 // Totals are the broker-wide gauges and counters of a StatusResponse.

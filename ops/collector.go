@@ -41,7 +41,9 @@ type Collector struct {
 	members map[string]*member // Services summed under _other.
 	retired counts             // What former members added to _other.
 
-	d descs
+	d   descs
+	sd  securityDescs
+	sec *security // The fronts beyond the broker's (Server.AddEMQP).
 }
 
 // counts are the cumulative per-service values, as added up under _other.
@@ -68,7 +70,8 @@ type member struct {
 // NewCollector returns a collector over src that gives at most maxServices
 // services a label of their own.
 func NewCollector(src Source, maxServices int) *Collector {
-	c := &Collector{src: src, labeled: make(map[string]bool), members: make(map[string]*member), d: newDescs()}
+	c := &Collector{src: src, labeled: make(map[string]bool), members: make(map[string]*member), d: newDescs(),
+		sd: newSecurityDescs(), sec: &security{}}
 	c.retired = zeroCounts()
 	c.SetMaxServices(maxServices)
 	return c
@@ -86,12 +89,16 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range c.d.all() {
 		ch <- d
 	}
+	for _, d := range c.sd.all() {
+		ch <- d
+	}
 }
 
 // Collect takes one broker.Status and sends every metric.
 func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	st := c.src.Status()
 	c.collectGlobal(ch, &st)
+	c.sd.collect(ch, c.sec.fronts(&st))
 
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -118,8 +118,12 @@ func (c *EMQPCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-// AddEMQP adds the metrics of an eMQP server to /metrics. It may be called
-// after Start.
+// AddEMQP adds the metrics of an eMQP server to /metrics, and its fronts to
+// the security report (/api/v1/status and mdbroker_auth_*). It may be
+// called after Start.
 func (s *Server) AddEMQP(src EMQPSource) error {
+	if sec, ok := src.(EMQPSecuritySource); ok {
+		s.AddEMQPSecurity(sec)
+	}
 	return s.registry.Register(NewEMQPCollector(src))
 }

@@ -20,6 +20,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/majordomo-go/majordomo/auth"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -52,6 +53,7 @@ type Server struct {
 	registry  *prometheus.Registry
 	handler   http.Handler
 	rates     rateTracker
+	sec       *security // Fronts and listeners beyond the broker's.
 	draining  atomic.Bool
 	probing   atomic.Bool // A readiness probe is waiting on the event loop.
 
@@ -72,6 +74,7 @@ func New(opts Options) (*Server, error) {
 	}
 	s := &Server{opts: opts, log: opts.Logger}
 	s.collector = NewCollector(opts.Broker, opts.MetricsMaxServices)
+	s.sec = s.collector.sec
 	s.registry = prometheus.NewRegistry()
 	if err := s.registry.Register(s.collector); err != nil {
 		return nil, err
@@ -138,6 +141,7 @@ func (s *Server) Start(addr string) (net.Addr, error) {
 			s.log.Error("http server failed", "error", err)
 		}
 	}()
+	s.sec.http.Store(&auth.Listener{Front: FrontHTTP, Endpoint: "http://" + ln.Addr().String(), Mechanism: auth.MechanismNull})
 	s.log.Info("http server listening", "addr", ln.Addr().String())
 	return ln.Addr(), nil
 }
@@ -194,7 +198,9 @@ func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
 
 func (s *Server) status(w http.ResponseWriter, _ *http.Request) {
 	st := s.opts.Broker.Status()
-	body, err := json.Marshal(newStatusResponse(&st, &s.rates, s.draining.Load()))
+	r := newStatusResponse(&st, &s.rates, s.draining.Load())
+	r.Security = s.sec.fronts(&st)
+	body, err := json.Marshal(r)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/majordomo-go/majordomo/client"
+	"github.com/majordomo-go/majordomo/internal/inproc"
 	"github.com/majordomo-go/majordomo/internal/transport"
 	"github.com/majordomo-go/majordomo/mdp"
 )
@@ -364,7 +365,7 @@ func backoff(n int, lo, hi time.Duration) time.Duration {
 // run is the dispatcher's goroutine. It returns when ctx ends and the
 // attempts in flight have finished (or the shutdown grace has passed).
 func (d *dispatcher) run(ctx context.Context) {
-	zctx, err := transport.NewContext()
+	zctx, err := inproc.NewContext(d.cfg.Broker)
 	if err != nil {
 		d.srv.log.Error("dispatcher: cannot create ZeroMQ context; requests will not be dispatched", "error", err)
 		<-ctx.Done()
@@ -638,8 +639,11 @@ func (d *dispatcher) dispatch() {
 
 // prober answers availability questions with mmi.service, one at a time.
 func (d *dispatcher) prober(ctx context.Context) {
-	cl, err := client.Connect(d.cfg.Broker, client.WithTimeout(d.cfg.ProbeTimeout),
-		client.WithRetries(0), client.WithLogger(d.srv.log))
+	opts := []client.Option{client.WithTimeout(d.cfg.ProbeTimeout), client.WithRetries(0), client.WithLogger(d.srv.log)}
+	if d.cfg.CurveCert != nil {
+		opts = append(opts, client.WithCurve(d.cfg.CurveServerKey, d.cfg.CurveCert))
+	}
+	cl, err := client.Connect(d.cfg.Broker, opts...)
 	if err != nil {
 		d.srv.log.Error("dispatcher: cannot create MMI client; assuming every service has workers", "error", err)
 		for {
@@ -698,7 +702,7 @@ func (l *lane) run(ctx context.Context) {
 }
 
 func (l *lane) open() error {
-	s, err := l.zctx.NewSocket(transport.Dealer, transport.Options{Linger: 0})
+	s, err := l.zctx.NewSocket(transport.Dealer, transport.Options{Linger: 0, Security: l.d.srv.sec})
 	if err != nil {
 		return err
 	}

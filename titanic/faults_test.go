@@ -109,7 +109,7 @@ func TestConfigErrors(t *testing.T) {
 		name string
 	}{
 		{titanic.Config{Dir: "d"}, "broker"},
-		{titanic.Config{Broker: "inproc://x", Dir: "d"}, "broker"},
+		{titanic.Config{Broker: "udp://x", Dir: "d"}, "broker"},
 		{titanic.Config{Broker: "tcp://127.0.0.1:1"}, "dir"},
 		{titanic.Config{Broker: "tcp://127.0.0.1:1", Dir: "d", MaxInFlight: -1}, "max-in-flight"},
 		{titanic.Config{Broker: "tcp://127.0.0.1:1", Dir: "d", RetryMin: 2e9, RetryMax: 1e9}, "retry-max"},

@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/majordomo-go/majordomo/auth"
+	"github.com/majordomo-go/majordomo/internal/transport"
 	"github.com/majordomo-go/majordomo/worker"
 )
 
@@ -62,8 +64,16 @@ var ErrConfig = errors.New("titanic: invalid configuration")
 // Config configures a Server. Zero values mean the defaults above.
 type Config struct {
 	// Broker is the 7/MDP broker endpoint to connect to, e.g.
-	// "tcp://127.0.0.1:5555". Required. Any 7/MDP broker will do.
+	// "tcp://127.0.0.1:5555". Required. Any 7/MDP broker will do. An
+	// inproc:// endpoint must be one a broker in this process is bound to
+	// (broker.Config.Internal): that is how mdbroker runs Titanic.
 	Broker string
+	// CurveServerKey and CurveCert make every connection to the broker
+	// speak CURVE (25/ZMTP-CURVE): the broker's public key, and Titanic's
+	// own secret certificate, admitted by the broker's allow-list. Give
+	// both or neither. An inproc:// broker endpoint needs neither.
+	CurveServerKey auth.Key
+	CurveCert      *auth.Cert
 	// Dir is the directory of the default store (file DBFile, created if
 	// missing). Required unless Postgres or Store is set.
 	Dir string
@@ -176,8 +186,12 @@ func (c *Config) validate() error {
 	switch {
 	case c.Broker == "":
 		return bad("broker", `""`, "required")
-	case !strings.HasPrefix(c.Broker, "tcp://") && !strings.HasPrefix(c.Broker, "ipc://"):
-		return bad("broker", c.Broker, "must start with tcp:// or ipc://")
+	case !strings.HasPrefix(c.Broker, "tcp://") && !strings.HasPrefix(c.Broker, "ipc://") && !strings.HasPrefix(c.Broker, "inproc://"):
+		return bad("broker", c.Broker, "must start with tcp://, ipc:// or inproc://")
+	case c.CurveCert != nil && c.CurveServerKey.IsZero():
+		return bad("curve-server-key", `""`, "required with curve-cert")
+	case c.CurveCert == nil && !c.CurveServerKey.IsZero():
+		return bad("curve-cert", `""`, "required with curve-server-key")
 	case c.Store == nil && c.Dir == "" && c.Postgres == "":
 		return bad("dir", `""`, "required (or a PostgreSQL store)")
 	case c.Dir != "" && c.Postgres != "":
@@ -266,6 +280,7 @@ type counters struct {
 type Server struct {
 	cfg    Config
 	log    *slog.Logger
+	sec    *transport.Security // CURVE client security, or nil.
 	store  Store
 	commit *committer
 	disp   *dispatcher
@@ -288,6 +303,13 @@ func New(cfg Config) (*Server, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
+	var sec *transport.Security
+	if cfg.CurveCert != nil {
+		var err error
+		if sec, err = auth.CurveClient(cfg.CurveServerKey, cfg.CurveCert, "titanic"); err != nil {
+			return nil, fmt.Errorf("%w: curve-cert: %w", ErrConfig, err)
+		}
+	}
 	st := cfg.Store
 	where := cfg.Dir
 	if st == nil && cfg.Postgres != "" {
@@ -309,7 +331,7 @@ func New(cfg Config) (*Server, error) {
 		}
 		st = b
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger.With("component", "titanic"), store: st, finished: make(chan struct{})}
+	s := &Server{cfg: cfg, log: cfg.Logger.With("component", "titanic"), sec: sec, store: st, finished: make(chan struct{})}
 	s.errLog.every = 10 * time.Second
 	s.disp = newDispatcher(s)
 	n := 0
@@ -363,6 +385,9 @@ func (s *Server) Run(ctx context.Context) error {
 	quiet := slog.New(minLevel{slog.LevelWarn, s.cfg.Logger.Handler()})
 	wopts := []worker.Option{worker.WithHeartbeat(s.cfg.Heartbeat), worker.WithLiveness(s.cfg.Liveness),
 		worker.WithLogger(quiet)}
+	if s.cfg.CurveCert != nil {
+		wopts = append(wopts, worker.WithCurve(s.cfg.CurveServerKey, s.cfg.CurveCert))
+	}
 	var workers []*worker.Worker
 	var runErr error
 	for _, w := range []struct {

@@ -51,7 +51,7 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"github.com/majordomo-go/majordomo/internal/transport"
+	"github.com/majordomo-go/majordomo/internal/inproc"
 	"github.com/majordomo-go/majordomo/mdp"
 )
 
@@ -183,7 +183,9 @@ type Worker struct {
 }
 
 // New creates a worker that will register service with the broker at
-// endpoint. It does not connect until Run.
+// endpoint. It does not connect until Run. An inproc:// endpoint must be
+// one a broker in this process is bound to (broker.Config.Internal) by the
+// time Run is called.
 func New(endpoint, service string, h Handler, opts ...Option) (*Worker, error) {
 	switch {
 	case service == "":
@@ -233,7 +235,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		w.mu.Unlock()
 	}()
 
-	zctx, err := transport.NewContext()
+	zctx, err := inproc.NewContext(w.endpoint)
 	if err != nil {
 		return fmt.Errorf("worker: %w", err)
 	}

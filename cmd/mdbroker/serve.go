@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 
+	"github.com/majordomo-go/majordomo/auth"
 	"github.com/majordomo-go/majordomo/broker"
 	"github.com/majordomo-go/majordomo/config"
 	"github.com/majordomo-go/majordomo/emqp"
@@ -26,12 +28,13 @@ const httpShutdownTimeout = 2 * time.Second
 // daemon is a running mdbroker: the broker, its HTTP server and the
 // configuration they run with.
 type daemon struct {
-	cfg    config.Config
-	level  *slog.LevelVar
-	log    *slog.Logger
-	b      *broker.Broker
-	http   *ops.Server // nil unless --http is set.
-	reload func() (*config.Loaded, error)
+	cfg      config.Config
+	level    *slog.LevelVar
+	log      *slog.Logger
+	b        *broker.Broker
+	http     *ops.Server // nil unless --http is set.
+	httpAddr string      // Its address as bound.
+	reload   func() (*config.Loaded, error)
 }
 
 // serve runs the broker described by l until signals on sigs stop it:
@@ -58,6 +61,11 @@ func serve(l *config.Loaded, stderr io.Writer, sigs <-chan os.Signal, reload fun
 		return 2
 	}
 	bcfg.Security = sec
+	if l.Config.TitanicDir != "" {
+		// Titanic reaches the broker in-process: no port, no handshake,
+		// whatever the endpoints' security.
+		bcfg.Internal = append(bcfg.Internal, titanicEndpoint)
+	}
 	b, err := broker.New(bcfg)
 	if err != nil {
 		fmt.Fprintf(stderr, "mdbroker: %v\n", err)
@@ -70,7 +78,10 @@ func serve(l *config.Loaded, stderr io.Writer, sigs <-chan os.Signal, reload fun
 	if l.Config.HTTP != "" {
 		d.http, err = ops.New(ops.Options{Broker: b, MetricsMaxServices: l.Config.MetricsMaxServices, Logger: d.log})
 		if err == nil {
-			_, err = d.http.Start(l.Config.HTTP)
+			var addr net.Addr
+			if addr, err = d.http.Start(l.Config.HTTP); err == nil {
+				d.httpAddr = addr.String()
+			}
 		}
 		if err != nil {
 			b.Close()
@@ -83,6 +94,7 @@ func serve(l *config.Loaded, stderr io.Writer, sigs <-chan os.Signal, reload fun
 	var e *emqp.Server
 	var emqpErr chan error
 	if ecfg, on := l.Config.EMQP(d.log); on {
+		d.secureEMQP(&ecfg, sec, l.Config.EMQPPlaintext())
 		if e, err = emqp.New(ecfg); err != nil {
 			b.Close()
 			d.stopHTTP()
@@ -105,9 +117,10 @@ func serve(l *config.Loaded, stderr io.Writer, sigs <-chan os.Signal, reload fun
 			e.Close()
 		}
 	}
+	d.warnPlaintext(sec, b, e)
 	// Titanic (9/TSP), when configured, is an ordinary MDP client and
-	// worker of this broker, over loopback.
-	_, titErr, stopTitanic, code := d.startTitanic(l, b, stderr)
+	// worker of this broker, in-process.
+	_, titErr, stopTitanic, code := d.startTitanic(l, stderr)
 	if code != 0 {
 		closeEMQP()
 		b.Close()
@@ -186,15 +199,11 @@ func serve(l *config.Loaded, stderr io.Writer, sigs <-chan os.Signal, reload fun
 // the server's Run result channel (nil when off), a function that stops it
 // and waits (safe to call more than once), and a non-zero exit code when it
 // could not start.
-func (d *daemon) startTitanic(l *config.Loaded, b *broker.Broker, stderr io.Writer) (*titanic.Server, chan error, func(), int) {
+func (d *daemon) startTitanic(l *config.Loaded, stderr io.Writer) (*titanic.Server, chan error, func(), int) {
 	noop := func() {}
-	tcfg, on := l.Config.Titanic(b.Endpoints()[0], d.log)
+	tcfg, on := l.Config.Titanic(titanicEndpoint, d.log)
 	if !on {
 		return nil, nil, noop, 0
-	}
-	if l.Config.CurveSecretKey != "" || l.Config.PlainPasswords != "" {
-		fmt.Fprintln(stderr, "mdbroker: the built-in Titanic (titanic-dir, titanic-store) cannot be combined with curve-secret-key or plain-passwords yet: run mdtitanic against a NULL loopback endpoint instead")
-		return nil, nil, noop, 2
 	}
 	srv, err := titanic.New(tcfg)
 	if err != nil {
@@ -228,6 +237,57 @@ func (d *daemon) startTitanic(l *config.Loaded, b *broker.Broker, stderr io.Writ
 		})
 	}
 	return srv, errc, stop, 0
+}
+
+// titanicEndpoint is the broker's internal endpoint for the built-in
+// Titanic (broker.Config.Internal).
+const titanicEndpoint = "inproc://mdbroker-titanic"
+
+// secureEMQP applies the broker's security to the eMQP fronts: the same
+// mechanism, Authenticator (allow-list, passwords, IP lists) and policy,
+// unless the operator chose plaintext fronts (emqp-security = "none"),
+// which the IP lists still filter and the policy cannot apply to.
+func (d *daemon) secureEMQP(ecfg *emqp.Config, sec *broker.Security, plaintext bool) {
+	if sec == nil {
+		return
+	}
+	ecfg.Security = &auth.ServerSecurity{Cert: sec.CurveCert, Authenticator: sec.Authenticator, Plaintext: plaintext}
+	if plaintext {
+		if sec.Authorizer != nil {
+			d.log.Warn("policy not applied to the eMQP fronts: emqp-security = \"none\" leaves their peers unauthenticated")
+		}
+		return
+	}
+	if sec.Authorizer != nil {
+		ecfg.Authorizer = sec.Authorizer
+	}
+}
+
+// warnPlaintext logs, at every start of a broker with security configured,
+// one warning per listening endpoint that is neither authenticated nor
+// encrypted, naming it, so that no plaintext listener goes unnoticed.
+func (d *daemon) warnPlaintext(sec *broker.Security, b *broker.Broker, e *emqp.Server) {
+	if sec == nil {
+		return
+	}
+	ls := b.Listeners()
+	if e != nil {
+		ls = append(ls, e.Listeners()...)
+	}
+	for _, l := range ls {
+		if l.Plaintext() {
+			why := "emqp-security = \"none\""
+			if l.Front == broker.FrontMDP {
+				why = "no curve-secret-key or plain-passwords: filtered by address only"
+			}
+			d.log.Warn("plaintext endpoint: neither authenticated nor encrypted", "front", l.Front,
+				"endpoint", l.Endpoint, "because", why)
+		}
+	}
+	if d.httpAddr != "" {
+		d.log.Warn("plaintext endpoint: the HTTP operations server has no authentication or encryption; keep it on loopback or behind an authenticating proxy",
+			"front", "http", "endpoint", d.httpAddr)
+	}
 }
 
 // startDrain drains the MDP broker and the eMQP server, if any, at once

@@ -27,6 +27,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/majordomo-go/majordomo/auth"
 	"github.com/majordomo-go/majordomo/titanic"
 	"github.com/majordomo-go/majordomo/worker"
 )
@@ -57,6 +58,10 @@ Flags:
   --max-batch N                  requests per group commit at most (default 4096)
   --heartbeat D, --liveness N    worker heartbeat; must match the broker's (default 2.5s, 3)
   --shutdown-grace D             at shutdown, wait this long for attempts in flight (default 5s)
+  --curve-server-key KEY|FILE    use CURVE: the broker's public key, in Z85 or as a
+                                 certificate file (default $MDP_CURVE_SERVER_KEY)
+  --curve-cert FILE              Titanic's secret certificate, made by "mdcli keygen"
+                                 (default $MDP_CURVE_CERT)
   --log-level LEVEL              debug, info, warn, error (default info)
   --log-json                     JSON logs
 `
@@ -146,6 +151,8 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (titanic
 	fs.DurationVar(&cfg.Heartbeat, "heartbeat", worker.DefaultHeartbeat, "")
 	fs.IntVar(&cfg.Liveness, "liveness", worker.DefaultLiveness, "")
 	fs.DurationVar(&cfg.ShutdownGrace, "shutdown-grace", titanic.DefaultShutdownGrace, "")
+	serverKey := fs.String("curve-server-key", getenv("MDP_CURVE_SERVER_KEY"), "")
+	certFile := fs.String("curve-cert", getenv("MDP_CURVE_CERT"), "")
 	level := fs.String("log-level", "info", "")
 	fs.BoolVar(&lc.json, "log-json", false, "")
 
@@ -199,6 +206,23 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (titanic
 		if f.bad {
 			return fail(fmt.Sprintf("invalid value %q for flag -%s: must be positive", fs.Lookup(f.name).Value.String(), f.name))
 		}
+	}
+	// The same CURVE flags, and the same messages, as mdcli's.
+	switch {
+	case *serverKey != "" && *certFile == "":
+		return fail("--curve-server-key needs --curve-cert (make one with \"mdcli keygen\")")
+	case *serverKey == "" && *certFile != "":
+		return fail("--curve-cert needs --curve-server-key")
+	case *serverKey != "":
+		key, err := auth.LoadPublicKey(*serverKey)
+		if err != nil {
+			return fail(fmt.Sprintf("--curve-server-key: %s", oneLine(err)))
+		}
+		cert, err := auth.LoadSecretCert(*certFile)
+		if err != nil {
+			return fail(fmt.Sprintf("--curve-cert: %s", oneLine(err)))
+		}
+		cfg.CurveServerKey, cfg.CurveCert = key, cert
 	}
 	if cfg.ReplyTTL == 0 {
 		return fail("invalid value \"0s\" for flag -reply-ttl: must be positive (negative: keep for ever)")

@@ -218,6 +218,9 @@ func TestBadFlags(t *testing.T) {
 		{[]string{"--dir", "d", "--store", "postgres://h/db"}, "store"},
 		{[]string{"--store", "mysql://h/db"}, "store"},
 		{[]string{"--store", "postgres://h/db", "--lease-ttl", "1ms"}, "lease-ttl"},
+		{[]string{"--dir", "d", "--curve-server-key", "nope"}, "curve-cert"},
+		{[]string{"--dir", "d", "--curve-cert", "nope_secret"}, "curve-server-key"},
+		{[]string{"--dir", "d", "--curve-server-key", "not-a-key", "--curve-cert", "nope_secret"}, "curve-server-key"},
 	} {
 		var stderr bytes.Buffer
 		code := run(tc.args, func(string) string { return "" }, &stderr, nil)

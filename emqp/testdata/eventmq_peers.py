@@ -6,10 +6,16 @@ every message '', 'eMQP/1.0', COMMAND, msgid, arguments...).
     eventmq_peers.py jobmanager BACKEND CONCURRENCY JOBS HEARTBEAT_SECS
     eventmq_peers.py client FRONTEND REQUESTS
     eventmq_peers.py cli ADMIN
+    eventmq_peers.py inform BACKEND QUEUE WAIT_SECS
+
+With EMQP_CURVE_SERVER_KEY, EMQP_CURVE_PUBLIC and EMQP_CURVE_SECRET (Z85)
+in the environment, every socket is a CURVE client with those keys (EventMQ
+itself cannot do this; its peers stay plaintext).
 
 Each prints one JSON line with what it saw and exits 0 on success. Every
 mode arms a 20-second alarm so that a hung peer cannot hang the test."""
 import json
+import os
 import signal
 import sys
 import time
@@ -28,6 +34,11 @@ def dealer(ctx, addr):
     s = ctx.socket(zmq.DEALER)
     s.setsockopt(zmq.LINGER, 0)
     s.setsockopt(zmq.IDENTITY, str(uuid.uuid4()).encode())
+    server_key = os.environ.get("EMQP_CURVE_SERVER_KEY")
+    if server_key:
+        s.setsockopt(zmq.CURVE_SERVERKEY, server_key.encode())
+        s.setsockopt(zmq.CURVE_PUBLICKEY, os.environ["EMQP_CURVE_PUBLIC"].encode())
+        s.setsockopt(zmq.CURVE_SECRETKEY, os.environ["EMQP_CURVE_SECRET"].encode())
     s.connect(addr)
     return s
 
@@ -151,6 +162,27 @@ def cli(addr):
     return 0
 
 
+def inform(addr, queue, wait_secs):
+    """A job manager's INFORM for one queue; reports whether the router
+    acknowledged it within wait_secs (a refused handshake or a policy that
+    refuses the queue both leave it unanswered)."""
+    ctx = zmq.Context()
+    s = dealer(ctx, addr)
+    mid = send(s, "INFORM", json.dumps([[10, queue]]), "worker")
+    deadline = time.monotonic() + wait_secs
+    ack = False
+    while not ack and time.monotonic() < deadline:
+        if not s.poll(100):
+            continue
+        f = s.recv_multipart()
+        ack = f[2] == b"ACK" and f[4] == mid
+    if ack:
+        send(s, "KBYE")
+        time.sleep(0.1)
+    print(json.dumps({"ack": ack}))
+    return 0
+
+
 def main():
     signal.alarm(20)
     mode = sys.argv[1]
@@ -160,6 +192,8 @@ def main():
         return client(sys.argv[2], int(sys.argv[3]))
     if mode == "cli":
         return cli(sys.argv[2])
+    if mode == "inform":
+        return inform(sys.argv[2], sys.argv[3], float(sys.argv[4]))
     raise SystemExit("unknown mode " + mode)
 
 
