@@ -72,7 +72,7 @@ func newSocket(c *context, t Type, o Options, subs [][]byte) (Socket, error) {
 		Linger: o.Linger, RouterMandatory: o.RouterMandatory, RouterHandover: o.RouterHandover,
 		Immediate: o.Immediate, ReconnectInterval: o.ReconnectInterval,
 		HeartbeatInterval: o.HeartbeatInterval, MaxConnections: o.MaxConnections, Logger: o.Logger,
-		Batch: o.BatchSends,
+		Batch:    o.BatchSends,
 		Security: sec, Subscribe: subs,
 	})
 	if err != nil {
