@@ -166,36 +166,41 @@ func (c *Client) Close() error {
 // REQUEST as "4 or more frames" and brokers drop shorter ones.
 //
 // When no reply arrives within the timeout (WithTimeout), the client does
-// not resend blindly: it first asks the broker, with a separate mmi.service
-// request (8/MMI), whether the service has a worker, and waits up to the
-// timeout again for that answer:
+// not resend blindly: it first asks the broker about the service, in a
+// separate round trip, and waits up to the timeout again for the answer.
+// The question is mmi.workers where the broker has it (this project's
+// broker), whose counts also show whether the broker still holds the
+// request, and the standard 8/MMI mmi.service otherwise. Then:
 //
-//   - "404": no worker is registered, so the call fails at once with
-//     ErrNoWorkers. Nothing is resent; the request already sent stays in the
+//   - no worker ("404"): the call fails at once with ErrNoWorkers, naming
+//     the service. Nothing is resent; the request already sent stays in the
 //     broker's queue (at most that one copy) until the broker expires it or
 //     a worker arrives and runs it, its reply then discarded.
-//   - "200": the broker is alive and the request is queued or being worked
-//     on. The client keeps waiting without queueing a second copy, and asks
-//     again after each further timeout; only ctx ends the wait, so give it a
-//     deadline. A slow worker therefore runs the request once.
+//   - a worker ("200"): the broker is alive and the request is queued or
+//     being worked on. The client keeps waiting without queueing a second
+//     copy, and asks again after each further timeout; only ctx ends the
+//     wait, so give it a deadline. A slow worker thus runs the request
+//     once. If mmi.workers shows the request neither queued nor held by a
+//     worker, the broker dropped it (queue full, expired, or a worker failed
+//     with redelivery off): it is resent on the same socket, using a retry.
 //   - no answer: the broker is unreachable. The client closes the socket,
 //     opens a new one and resends the requests that went to that broker,
 //     as the Lazy Pirate pattern of 7/MDP "MDP/Client" does, up to
 //     WithRetries times, then fails with ErrTimeout. A connection the
 //     transport reports lost is treated the same way without asking, since
 //     a restarted broker would answer "200" without holding the request.
-//     A broker that answers "501" (no MMI) gets the same Lazy Pirate
-//     resends. A resend replaces the socket, so the other requests in flight
-//     on it are resent too; only here can a worker receive a request twice,
+//     A broker without MMI ("501") gets the same Lazy Pirate resends. A new
+//     socket voids the replies of every request sent on the old one, so
+//     those are resent too; only here can a worker receive a request twice,
 //     and MDP assumes idempotent workers.
 //
-// The cost is one mmi.service round trip per timed-out attempt, and up to
-// twice the timeout per attempt before an unreachable broker is given up
-// on. mmi.* requests are answered by the broker itself, so their silence is
-// treated as "no answer" directly. WithServiceCheck adds the question before
-// the first send, for callers who prefer a fast ErrNoWorkers to one extra
-// round trip per request. Under 18/MDP, PARTIALs are skipped and the FINAL's
-// body is returned; use Stream to see them.
+// The cost is one mmi round trip per timed-out attempt (none while replies
+// come in time), and up to twice the timeout per attempt before a silent
+// broker is given up on. mmi.* requests are answered by the broker itself,
+// so their silence counts as "no answer" directly. WithServiceCheck asks
+// before the first send too, for callers who prefer a fast ErrNoWorkers to
+// one extra round trip per request. Under 18/MDP, PARTIALs are skipped and
+// the FINAL's body is returned; use Stream to see them.
 //
 // The context bounds the whole call. When it ends first the call returns
 // its error (a deadline also matches ErrTimeout); the reply, if it comes

@@ -10,7 +10,8 @@
 //
 // Request polls instead of blocking, as 7/MDP and 18/MDP recommend in
 // "MDP/Client". When no reply comes within the timeout it asks the broker
-// (mmi.service) before doing anything else: "404" fails the call at once
+// (mmi.workers, or mmi.service on other brokers) before doing anything
+// else: "404" fails the call at once
 // with ErrNoWorkers, "200" keeps it waiting (until its context ends) with
 // no second copy queued, and silence means the broker is unreachable, which
 // brings the Lazy Pirate resend on a new socket, up to a number of retries,

@@ -17,30 +17,37 @@ type link struct {
 	o    *owner
 	conn *conn
 	// inflight holds the one call per service that is on the wire through
-	// this link, probes included (under MMIService). MDP replies name the
-	// service but not the request, so one per service is the most that can
-	// be told apart.
+	// this link, questions included (under MMIWorkers or MMIService). MDP
+	// replies name the service but not the request, so one per service is
+	// the most that can be told apart.
 	inflight map[string]*call
-	// probes wait for the MMIService slot, oldest first.
+	// probes are the questions not yet sent, oldest first: they wait for
+	// their slot, which the caller's own mmi requests share.
 	probes []*call
+	// plainMMI is set once the broker answered mmi.workers with anything
+	// but a well-formed "200" or "404": from then on questions use the
+	// standard mmi.service.
+	plainMMI bool
 	// tainted marks services whose last request was abandoned (cancelled
 	// or failed) after it was sent: its reply may still arrive, and would
 	// be taken for the reply to the next request. A late FINAL clears the
 	// mark; a new request to a marked service first replaces the socket,
 	// which voids every earlier request.
 	tainted map[string]bool
-	// mmiLate counts mmi.service requests abandoned after they were sent
-	// whose answers may still come. That slot is shared with the questions,
-	// which must not take such an answer for theirs; instead of tainting it
-	// (a new socket for every such question), the next mmiLate answers are
-	// discarded: the broker answers mmi requests itself, at once and in
-	// order. Should one never come, the question behind it goes unanswered
-	// and the link reconnects, which resets the count.
-	mmiLate int
+	// late counts, for the two question slots (MMIWorkers, MMIService),
+	// the caller's requests abandoned after they were sent whose answers
+	// may still come. Questions share those slots and must not take such an
+	// answer for theirs; instead of tainting the slot (a new socket for the
+	// next question), the next late answers are discarded: the broker
+	// answers mmi requests itself, at once and in order. Should one never
+	// come, the question behind it goes unanswered and the link reconnects,
+	// which resets the counts.
+	late map[string]int
 }
 
 func newLink(o *owner, c *conn) *link {
-	return &link{o: o, conn: c, inflight: make(map[string]*call), tainted: make(map[string]bool)}
+	return &link{o: o, conn: c, inflight: make(map[string]*call), tainted: make(map[string]bool),
+		late: make(map[string]int)}
 }
 
 // busy reports whether a new call to service must wait for the link's slot.
@@ -48,8 +55,19 @@ func (l *link) busy(service string) bool {
 	if l.inflight[service] != nil {
 		return true
 	}
-	return service == MMIService && len(l.probes) > 0
+	return service == l.questionService() && len(l.probes) > 0
 }
+
+// questionService is the mmi service the link's questions use.
+func (l *link) questionService() string {
+	if l.plainMMI {
+		return MMIService
+	}
+	return MMIWorkers
+}
+
+// questionSlot reports whether service's slot is shared with questions.
+func questionSlot(service string) bool { return service == MMIService || service == MMIWorkers }
 
 func (l *link) idle() bool { return len(l.inflight) == 0 && len(l.conn.outq) == 0 }
 
@@ -98,46 +116,58 @@ func (l *link) transmit(cl *call) {
 	}
 }
 
-// ask sends an mmi.service question about target's service, or queues it
-// behind the one on the wire. target waits, with no timer of its own, for
-// the answer (answered) or the question's timeout (unanswered).
+// ask queues a question about target's service: mmi.workers where the
+// broker has it (this project's broker), since its counts also tell
+// whether the request is still held, else the standard mmi.service. target
+// waits, with no timer of its own, for the answer (answered) or the
+// question's timeout (unanswered).
 func (l *link) ask(target *call) {
-	msg := mdp.Message{Version: l.o.c.cfg.version, Role: mdp.RoleClient, Command: mdp.Request,
-		Service: []byte(MMIService), Body: [][]byte{[]byte(target.service)}}
-	frames, err := mdp.Encode(&msg)
-	if err != nil { // Cannot happen: the target's own request encoded.
-		l.fail(target, fmt.Errorf("client: encode: %w", err))
-		return
-	}
-	p := &call{service: MMIService, frames: frames, target: target, link: l}
+	p := &call{target: target, link: l}
 	target.probe = p
 	target.deadline = time.Time{}
-	if l.inflight[MMIService] != nil {
-		l.probes = append(l.probes, p)
-		return
+	l.probes = append(l.probes, p)
+	l.pump()
+}
+
+// pump sends the oldest waiting question if its slot is free, and reports
+// whether it did. Questions of ended targets are dropped.
+func (l *link) pump() bool {
+	for len(l.probes) > 0 {
+		p := l.probes[0]
+		if p.target.probe != p {
+			l.probes[0] = nil
+			l.probes = l.probes[1:]
+			continue
+		}
+		svc := l.questionService()
+		if l.inflight[svc] != nil {
+			return false
+		}
+		l.probes[0] = nil
+		l.probes = l.probes[1:]
+		msg := mdp.Message{Version: l.o.c.cfg.version, Role: mdp.RoleClient, Command: mdp.Request,
+			Service: []byte(svc), Body: [][]byte{[]byte(p.target.service)}}
+		frames, err := mdp.Encode(&msg)
+		if err != nil { // Cannot happen: the target's own request encoded.
+			l.fail(p.target, fmt.Errorf("client: encode: %w", err))
+			continue
+		}
+		p.service, p.frames = svc, frames
+		l.inflight[svc] = p
+		l.transmit(p)
+		return true
 	}
-	l.inflight[MMIService] = p
-	l.transmit(p)
+	l.probes = nil
+	return false
 }
 
 // free ends the call on the wire for service and hands the slot on: to the
-// next waiting question if it is the MMIService slot, else to the owner's
-// next waiting call.
+// next waiting question if questions use it, else to the owner's next
+// waiting call.
 func (l *link) free(service string) {
 	delete(l.inflight, service)
-	if service == MMIService {
-		for len(l.probes) > 0 {
-			p := l.probes[0]
-			l.probes[0] = nil
-			l.probes = l.probes[1:]
-			if p.target.probe != p {
-				continue // Its target ended meanwhile.
-			}
-			l.inflight[MMIService] = p
-			l.transmit(p)
-			return
-		}
-		l.probes = nil
+	if questionSlot(service) && l.pump() && l.inflight[service] != nil {
+		return
 	}
 	l.o.next(service)
 }
@@ -153,12 +183,12 @@ func (l *link) finish(cl *call, ev event) {
 	l.free(cl.service)
 }
 
-// abandoned records that cl's reply may still come (see tainted, mmiLate).
+// abandoned records that cl's reply may still come (see tainted, late).
 func (l *link) abandoned(cl *call) {
 	switch {
 	case !cl.sent:
-	case cl.service == MMIService:
-		l.mmiLate++
+	case questionSlot(cl.service):
+		l.late[cl.service]++
 	default:
 		l.tainted[cl.service] = true
 	}
@@ -227,6 +257,7 @@ func (l *link) timedOut(cl *call) {
 // broker is not answering, so the link's calls are resent on a new socket.
 func (l *link) unanswered(p *call) {
 	t := p.target
+	why := "no answer to " + p.service
 	if t.probe == p {
 		t.probe = nil
 		if t.retries == 0 {
@@ -234,12 +265,12 @@ func (l *link) unanswered(p *call) {
 			// that does not answer.
 			delete(l.inflight, t.service)
 			l.reconnect()
-			t.box.put(event{err: l.unreachable(t, "no answer to mmi.service")})
+			t.box.put(event{err: l.unreachable(t, why)})
 			l.o.next(t.service)
 			return
 		}
 		t.retries--
-		l.logResend(t, "no answer to mmi.service")
+		l.logResend(t, why)
 	}
 	// A question whose target ended meanwhile: the others on this link
 	// still went to a broker that does not answer.
@@ -272,31 +303,77 @@ func (l *link) unreachable(cl *call, why string) error {
 		ErrTimeout, cl.service, why, cfg.retries+1, cfg.timeout, cfg.timeoutHint())
 }
 
-// answered handles the broker's answer to question p (8/MMI: "200" a worker
-// is registered, "404" none).
+// answered handles the broker's answer to question p.
 func (l *link) answered(p *call, rep [][]byte) {
 	t := p.target
-	l.free(MMIService)
+	l.free(p.service)
 	if t.probe != p {
 		return // Its target ended meanwhile.
 	}
 	t.probe = nil
 	code := mmiCode(rep)
+	if p.service == MMIWorkers && code != "404" {
+		n, err := parseWorkers(rep)
+		if err != nil {
+			// Not this project's broker: ask the standard way.
+			l.o.c.log.Debug("mmi.workers not usable; asking mmi.service from now on", "error", err.Error())
+			l.plainMMI = true
+			l.ask(t)
+			return
+		}
+		switch {
+		case n.Idle+n.Busy == 0:
+			l.noWorkers(t)
+		case t.phase == phaseCheck:
+			l.transmit(t)
+		case n.Busy+n.Queued == 0:
+			// Not queued and no worker holds it, and its reply would have
+			// come before this answer, on the same connection: the
+			// broker dropped it (queue full, expired, a worker failed).
+			l.lost(t)
+		default:
+			l.keepWaiting(t)
+		}
+		return
+	}
+	// 8/MMI mmi.service: "200" a worker is registered, "404" none; or
+	// mmi.workers "404": neither workers nor queued requests.
 	switch {
 	case code == "404":
-		l.fail(t, fmt.Errorf("%w for service %q%s", ErrNoWorkers, t.service, l.o.c.cfg.noWorkersHint()))
+		l.noWorkers(t)
 	case t.phase == phaseCheck:
 		l.transmit(t) // 200, or a broker without MMI: send.
 	case code == "200":
-		// The broker lives and a worker is registered: the request is
-		// queued or being worked on. A resend would only queue a second
-		// copy, so keep waiting; ask again after another timeout.
-		t.phase = phaseWait
-		t.deadline = l.o.now.Add(l.o.c.cfg.timeout)
+		l.keepWaiting(t)
 	default:
 		// "501" (no MMI) or anything else: nothing learnt, so Lazy Pirate.
-		l.resend(t, fmt.Sprintf("mmi.service answered %q", code))
+		l.resend(t, fmt.Sprintf("%s answered %q", p.service, code))
 	}
+}
+
+func (l *link) noWorkers(t *call) {
+	l.fail(t, fmt.Errorf("%w for service %q%s", ErrNoWorkers, t.service, l.o.c.cfg.noWorkersHint()))
+}
+
+// keepWaiting: the broker lives and a worker is registered, so the request
+// is queued or being worked on. A resend would only queue a second copy:
+// wait, and ask again after another timeout.
+func (l *link) keepWaiting(t *call) {
+	t.phase = phaseWait
+	t.deadline = l.o.now.Add(l.o.c.cfg.timeout)
+}
+
+// lost resends a request the broker no longer holds, on the same socket:
+// the connection is fine and no other call is affected.
+func (l *link) lost(t *call) {
+	if t.retries == 0 {
+		l.fail(t, fmt.Errorf("%w: service %q: the broker no longer holds the request (dropped or expired) after %d attempts",
+			ErrTimeout, t.service, l.o.c.cfg.retries+1))
+		return
+	}
+	t.retries--
+	l.o.c.log.Warn("request dropped by the broker; resending", "service", t.service, "retries_left", t.retries)
+	l.transmit(t)
 }
 
 // reconnect replaces the socket and resends every call of the link, whose
@@ -308,7 +385,7 @@ func (l *link) reconnect() {
 		l.o.c.log.Error("cannot reopen socket", "error", err.Error())
 	}
 	clear(l.tainted)
-	l.mmiLate = 0
+	clear(l.late)
 	clear(l.probes)
 	l.probes = l.probes[:0]
 	calls := make([]*call, 0, len(l.inflight))
@@ -337,6 +414,7 @@ func (l *link) reconnect() {
 	for _, cl := range ask {
 		l.ask(cl)
 	}
+
 	for _, cl := range broken {
 		l.fail(cl, fmt.Errorf("%w: service %q: connection replaced", ErrInterrupted, cl.service))
 	}
@@ -350,8 +428,8 @@ func (l *link) receive(frames [][]byte) {
 		return
 	}
 	svc := string(m.Service)
-	if svc == MMIService && l.mmiLate > 0 && m.Command == mdp.Final {
-		l.mmiLate--
+	if l.late[svc] > 0 && m.Command == mdp.Final {
+		l.late[svc]--
 		l.o.c.log.Debug("discarding late reply", "service", svc)
 		return
 	}

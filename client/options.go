@@ -33,7 +33,7 @@ type config struct {
 	timeout time.Duration
 	retries int
 	log     *slog.Logger
-	// checkFirst asks mmi.service before a request's first send
+	// checkFirst asks about the service before a request's first send
 	// (WithServiceCheck).
 	checkFirst bool
 	// security is CURVE or PLAIN for every socket (WithCurve, WithPlain).
@@ -58,7 +58,7 @@ func WithVersion(v mdp.Version) Option {
 
 // WithTimeout sets how long one attempt waits for a reply (for a stream: for
 // the next message) before the client asks the broker about the service
-// (mmi.service), and how long it waits for that answer. See Client for what
+// (see Client.Request), and how long it waits for that answer. See Client for what
 // follows. The request's context still bounds the whole call.
 func WithTimeout(d time.Duration) Option {
 	return func(c *config) error {
@@ -85,7 +85,8 @@ func WithRetries(n int) Option {
 }
 
 // WithServiceCheck makes every request (other than mmi.* requests) start
-// with an mmi.service round trip: when the broker answers "404" the call
+// with the question Request asks after a timeout (mmi.workers, or
+// mmi.service on other brokers): when the broker has no worker the call
 // fails at once with ErrNoWorkers and the request is never sent, so nothing
 // is left in the broker's queue. It costs one extra round trip to the broker
 // per request; without it the client asks only after an attempt times out.
@@ -153,8 +154,8 @@ func (c *config) timeoutHint() string {
 }
 
 // noWorkersHint is added to ErrNoWorkers messages when a policy may be in
-// force: a broker answers mmi.service with "404" for a service this client
-// may neither call nor serve.
+// force: a broker answers "404" (mmi.service, mmi.workers) for a service
+// this client may neither call nor serve.
 func (c *config) noWorkersHint() string {
 	if c.security == nil {
 		return ""

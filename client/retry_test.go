@@ -320,7 +320,7 @@ func TestUnansweredQuestionResends(t *testing.T) {
 					continue
 				}
 				peers[string(f[0])] = true
-				if string(m.Service) == client.MMIService {
+				if strings.HasPrefix(string(m.Service), "mmi.") {
 					s.questions++
 				} else {
 					s.requests++
@@ -334,12 +334,45 @@ func TestUnansweredQuestionResends(t *testing.T) {
 	elapsed := time.Since(start)
 	close(quit)
 	s := <-out
-	if !errors.Is(err, client.ErrTimeout) || !strings.Contains(err.Error(), "mmi.service") {
+	if !errors.Is(err, client.ErrTimeout) || !strings.Contains(err.Error(), "no answer to mmi.") {
 		t.Fatalf("err = %v, want ErrTimeout after unanswered questions", err)
 	}
 	t.Logf("gave up after %v: %v", elapsed, err)
 	if s.requests != retries+1 || s.questions != retries+1 || s.peers != retries+1 {
 		t.Fatalf("peer saw %d requests and %d questions from %d connections; want %d of each",
 			s.requests, s.questions, s.peers, retries+1)
+	}
+}
+
+// A worker fails without replying and the broker, with redelivery off,
+// drops the request: mmi.workers shows the broker no longer holds it, so the
+// client resends it on the same connection instead of waiting for ever.
+func TestDroppedRequestResent(t *testing.T) {
+	const timeout = 100 * time.Millisecond
+	b := startBroker(t, func(cfg *broker.Config) { cfg.DisableRedelivery = true })
+	var runs atomic.Int32
+	runWorker(t, b.endpoint, "flaky", worker.HandlerFunc(func(ctx context.Context, req *worker.Request) ([][]byte, error) {
+		if runs.Add(1) == 1 {
+			return nil, errors.New("first attempt fails without a reply")
+		}
+		return req.Body, nil
+	}))
+	c := connect(t, b.endpoint, client.WithTimeout(timeout), client.WithRetries(1))
+	waitService(t, c, "flaky")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	rep, err := c.Request(ctx, "flaky", []byte("again"))
+	if err != nil || string(rep[0]) != "again" {
+		t.Fatalf("reply %q, %v", rep, err)
+	}
+	if n := runs.Load(); n != 2 {
+		t.Fatalf("handler ran %d times, want 2", n)
+	}
+	// Out of retries, the loss is an ErrTimeout that says so.
+	runs.Store(0)
+	c0 := connect(t, b.endpoint, client.WithTimeout(timeout), client.WithRetries(0))
+	if _, err := c0.Request(ctx, "flaky", []byte("x")); !errors.Is(err, client.ErrTimeout) ||
+		!strings.Contains(err.Error(), "no longer holds") {
+		t.Fatalf("err = %v, want ErrTimeout for a dropped request", err)
 	}
 }
