@@ -124,7 +124,9 @@ func TestCurveFlagsBeforeCommand(t *testing.T) {
 	ep, dir := curveSetup(t)
 	ctx := context.Background()
 	cl := []string{"-b", ep, "--curve-server-key", filepath.Join(dir, "broker"), "--curve-cert", filepath.Join(dir, "client_secret")}
-	waitFor(t, func() bool { return mdcli(ctx, unreachable, "", slices.Concat(cl, []string{"service", "echo"})...).code == exitOK })
+	waitFor(t, func() bool {
+		return mdcli(ctx, unreachable, "", slices.Concat(cl, []string{"service", "echo"})...).code == exitOK
+	})
 	r := mdcli(ctx, unreachable, "", slices.Concat(cl, []string{"call", "echo", "hi"})...)
 	if r.code != exitOK || r.stdout != "hi\n" {
 		t.Fatalf("call: %v", r)
@@ -150,7 +152,9 @@ func TestCurveFlagsBeforeCommand(t *testing.T) {
 		})
 	}
 	for _, svc := range []string{"upper1", "upper2"} {
-		waitFor(t, func() bool { return mdcli(ctx, unreachable, "", slices.Concat(cl, []string{"service", svc})...).code == exitOK })
+		waitFor(t, func() bool {
+			return mdcli(ctx, unreachable, "", slices.Concat(cl, []string{"service", svc})...).code == exitOK
+		})
 		r := mdcli(ctx, unreachable, "", slices.Concat([]string{"call"}, cl, []string{svc, "hi"})...)
 		if r.code != exitOK || r.stdout != "HI\n" {
 			t.Errorf("call %s: %v", svc, r)
