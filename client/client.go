@@ -183,6 +183,8 @@ func (c *Client) Close() error {
 //     once. If mmi.workers shows the request neither queued nor held by a
 //     worker, the broker dropped it (queue full, expired, or a worker failed
 //     with redelivery off): it is resent on the same socket, using a retry.
+//     A broker with mmi.service only cannot show that, and such a lost
+//     request is waited for until ctx ends.
 //   - no answer: the broker is unreachable. The client closes the socket,
 //     opens a new one and resends the requests that went to that broker,
 //     as the Lazy Pirate pattern of 7/MDP "MDP/Client" does, up to

@@ -112,8 +112,13 @@ func TestInteropGuideBroker(t *testing.T) {
 // Against a broker without mmi.workers ("501"), the client asks the
 // standard mmi.service after a timeout: no worker is ErrNoWorkers at once,
 // and a slow worker runs the request once.
+//
+// The heartbeat is long on purpose: this broker answers mmi.service with
+// "200" whenever some worker is idle, so a request it lost (sent to a worker
+// that had reconnected under load, its old entry not yet purged) would be
+// waited for until ctx ends. Only mmi.workers can tell that case apart.
 func TestInteropGuideBrokerQuestions(t *testing.T) {
-	const hb = 100 * time.Millisecond
+	const hb = 500 * time.Millisecond
 	const timeout = 150 * time.Millisecond
 	ep := startGuideBroker(t, hb)
 	var runs atomic.Int32
