@@ -16,6 +16,7 @@ type owner struct {
 	// oldest first.
 	waiting map[string][]*call
 	now     time.Time
+	polled  time.Time // When the connection monitor was last read.
 }
 
 func (o *owner) run() {
@@ -34,8 +35,14 @@ func (o *owner) run() {
 			}
 		}
 		// Connection losses first, so that the requests sent below are
-		// counted against the connection they really go out on.
-		conn.pollDrops()
+		// counted against the connection they really go out on. At most
+		// once a millisecond: reading the monitor costs two allocations,
+		// and a loss less than that old is as likely to have happened
+		// just after the send.
+		if now := time.Now(); now.Sub(o.polled) >= time.Millisecond {
+			o.polled = now
+			conn.pollDrops()
+		}
 		if !o.drainCtrl() {
 			return
 		}
