@@ -26,7 +26,8 @@ const failPause = 10 * time.Millisecond
 const maxBatch = 256
 
 // Client is a Majordomo client: one DEALER socket to one broker, owned by an
-// internal goroutine. All methods are safe for concurrent use.
+// internal goroutine. All methods are safe for concurrent use. See Request
+// for what happens when a reply is late.
 //
 // Replies carry no request id in MDP, only the service name, so a Client
 // keeps at most one request per service on the wire: concurrent calls to the
@@ -41,7 +42,7 @@ type Client struct {
 	zctx     transport.Context
 
 	ctrl    chan ctrlMsg
-	conn    *conn // Owned by the owner goroutine; others call only wake.
+	conn    *conn // Owned by the owner goroutine (through its link); others call only wake.
 	closing chan struct{}
 	done    chan struct{}
 
@@ -65,19 +66,36 @@ type ctrlMsg struct {
 	call *call
 }
 
-// call is one request. Its fields after box belong to the owner goroutine.
+// call is one request, or one mmi.service question that a link asks about
+// a request (target set). Its fields after box belong to the owner
+// goroutine.
 type call struct {
 	service string
 	body    [][]byte // A private copy: the caller may reuse its buffers.
 	stream  bool     // Deliver PARTIALs too.
 	box     mailbox
 
+	link       *link     // The link it was launched on.
 	frames     [][]byte  // Encoded request, reused on every attempt.
-	retries    int       // Attempts left after this one.
-	deadline   time.Time // When the current attempt (or stream gap) times out.
+	phase      phase     // Where it is in the retry loop.
+	retries    int       // Resends left.
+	deadline   time.Time // When the current attempt (or stream gap) times out; zero while a question is out.
+	drops      uint64    // The link's connection losses when it was last sent.
+	sent       bool      // Sent at least once: its reply may come.
 	progressed bool      // A PARTIAL arrived: resending would repeat it.
 	cancelled  bool
+	probe      *call // The question asked about it, until answered.
+	target     *call // For a question: the call it asks about.
 }
+
+// phase is where a call is in the retry loop (link.go).
+type phase uint8
+
+const (
+	phaseCheck phase = iota + 1 // WithServiceCheck's question is out; the request is not sent.
+	phaseWait                   // Sent; waiting for the reply until deadline.
+	phaseProbe                  // Timed out; a question is out; the request stays queued at the broker.
+)
 
 // Connect creates a client for the broker at endpoint (for example
 // "tcp://127.0.0.1:5555"). Like every ZeroMQ connect it succeeds whether or
@@ -108,13 +126,16 @@ func Connect(endpoint string, opts ...Option) (*Client, error) {
 		done:      make(chan struct{}),
 		pipelines: make(map[*Pipeline]struct{}),
 	}
-	c.conn = newConn(zctx, endpoint, 10000, cfg.security)
-	o := &owner{c: c, conn: c.conn,
-		inflight: make(map[string]*call), waiting: make(map[string][]*call),
-		tainted: make(map[string]bool)}
-	if err := o.conn.open(); err != nil {
+	c.conn = newConn(zctx, endpoint, 10000, cfg.security, true)
+	o := &owner{c: c, waiting: make(map[string][]*call)}
+	o.link = newLink(o, c.conn)
+	if err := c.conn.open(); err != nil {
 		zctx.Term()
 		return nil, fmt.Errorf("client: %w", err)
+	}
+	if err := c.conn.monErr; err != nil {
+		c.log.Debug("connection monitor off: lost connections are found through mmi.service only",
+			"error", err.Error())
 	}
 	go o.run()
 	return c, nil
@@ -147,13 +168,44 @@ func (c *Client) Close() error {
 // With no body it sends one empty frame, because 7/MDP and 18/MDP define a
 // REQUEST as "4 or more frames" and brokers drop shorter ones.
 //
-// It follows the Lazy Pirate pattern that 7/MDP recommends under
-// "MDP/Client": if no reply arrives within the timeout (WithTimeout) it
-// closes the socket, opens a new one and resends, up to WithRetries times,
-// then fails with ErrTimeout. Because a retry replaces the socket, requests
-// of other goroutines in flight on it are resent too: workers must be
-// idempotent, as MDP assumes. Under 18/MDP, PARTIALs are skipped and the
-// FINAL's body is returned; use Stream to see them.
+// When no reply arrives within the timeout (WithTimeout), the client does
+// not resend blindly: it first asks the broker about the service, in a
+// separate round trip, and waits up to the timeout again for the answer.
+// The question is mmi.workers where the broker has it (this project's
+// broker), whose counts also show whether the broker still holds the
+// request, and the standard 8/MMI mmi.service otherwise. Then:
+//
+//   - no worker ("404"): the call fails at once with ErrNoWorkers, naming
+//     the service. Nothing is resent; the request already sent stays in the
+//     broker's queue (at most that one copy) until the broker expires it or
+//     a worker arrives and runs it, its reply then discarded.
+//   - a worker ("200"): the broker is alive and the request is queued or
+//     being worked on. The client keeps waiting without queueing a second
+//     copy, and asks again after each further timeout; only ctx ends the
+//     wait, so give it a deadline. A slow worker thus runs the request
+//     once. If mmi.workers shows the request neither queued nor held by a
+//     worker, the broker dropped it (queue full, expired, or a worker failed
+//     with redelivery off): it is resent on the same socket, using a retry.
+//     A broker with mmi.service only cannot show that, and such a lost
+//     request is waited for until ctx ends.
+//   - no answer: the broker is unreachable. The client closes the socket,
+//     opens a new one and resends the requests that went to that broker,
+//     as the Lazy Pirate pattern of 7/MDP "MDP/Client" does, up to
+//     WithRetries times, then fails with ErrTimeout. A connection the
+//     transport reports lost is treated the same way without asking, since
+//     a restarted broker would answer "200" without holding the request.
+//     A broker without MMI ("501") gets the same Lazy Pirate resends. A new
+//     socket voids the replies of every request sent on the old one, so
+//     those are resent too; only here can a worker receive a request twice,
+//     and MDP assumes idempotent workers.
+//
+// The cost is one mmi round trip per timed-out attempt (none while replies
+// come in time), and up to twice the timeout per attempt before a silent
+// broker is given up on. mmi.* requests are answered by the broker itself,
+// so their silence counts as "no answer" directly. WithServiceCheck asks
+// before the first send too, for callers who prefer a fast ErrNoWorkers to
+// one extra round trip per request. Under 18/MDP, PARTIALs are skipped and
+// the FINAL's body is returned; use Stream to see them.
 //
 // The context bounds the whole call. When it ends first the call returns
 // its error (a deadline also matches ErrTimeout); the reply, if it comes
@@ -184,9 +236,10 @@ func (c *Client) Request(ctx context.Context, service string, body ...[]byte) ([
 //
 // Every range over the returned sequence sends the request anew. Breaking
 // out of the loop abandons the request. Until the first PARTIAL arrives a
-// timed-out stream is retried like Request; after it, silence longer than
-// the timeout ends the stream with ErrTimeout, since a resend would repeat
-// what was already delivered.
+// timed-out stream is handled like Request (mmi.service, then wait, fail
+// with ErrNoWorkers or resend); after it, silence longer than the timeout
+// ends the stream with ErrTimeout, since a resend would repeat what was
+// already delivered.
 func (c *Client) Stream(ctx context.Context, service string, body ...[]byte) iter.Seq2[[][]byte, error] {
 	return func(yield func([][]byte, error) bool) {
 		cl, err := c.start(ctx, service, body, true)

@@ -8,11 +8,16 @@
 //
 // # Reliability
 //
-// Request follows the Lazy Pirate strategy that 7/MDP and 18/MDP recommend
-// in "MDP/Client": poll instead of blocking, and when no reply comes within
-// the timeout, close the socket, open a new one and resend, up to a number
-// of retries, then fail with ErrTimeout. A request may therefore reach a
-// worker more than once; MDP assumes workers are idempotent.
+// Request polls instead of blocking, as 7/MDP and 18/MDP recommend in
+// "MDP/Client". When no reply comes within the timeout it asks the broker
+// (mmi.workers, or mmi.service on other brokers) before doing anything
+// else: "404" fails the call at once
+// with ErrNoWorkers, "200" keeps it waiting (until its context ends) with
+// no second copy queued, and silence means the broker is unreachable, which
+// brings the Lazy Pirate resend on a new socket, up to a number of retries,
+// then ErrTimeout. Only that last case can make a request reach a worker
+// twice; MDP assumes workers are idempotent. See Client.Request for the
+// details and their cost.
 //
 // # Correlation and ordering
 //

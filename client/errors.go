@@ -13,6 +13,11 @@ var (
 	// request's context deadline passed (such errors match both ErrTimeout
 	// and context.DeadlineExceeded).
 	ErrTimeout = errors.New("client: timeout")
+	// ErrNoWorkers: the broker said no worker is registered for the service
+	// (8/MMI mmi.service "404", or mmi.workers counts), so the request
+	// would only wait in the broker's queue. The returned error names the
+	// service. See Client.Request for when the client asks.
+	ErrNoWorkers = errors.New("client: no workers")
 	// ErrClosed: the Client or Pipeline was closed.
 	ErrClosed = errors.New("client: closed")
 	// ErrEmptyService: the service name is empty, which MDP forbids.

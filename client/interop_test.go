@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -105,5 +106,46 @@ func TestInteropGuideBroker(t *testing.T) {
 		if _, err := p.Recv(ctx); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// Against a broker without mmi.workers ("501"), the client asks the
+// standard mmi.service after a timeout: no worker is ErrNoWorkers at once,
+// and a slow worker runs the request once.
+//
+// The heartbeat is long on purpose: this broker answers mmi.service with
+// "200" whenever some worker is idle, so a request it lost (sent to a worker
+// that had reconnected under load, its old entry not yet purged) would be
+// waited for until ctx ends. Only mmi.workers can tell that case apart.
+func TestInteropGuideBrokerQuestions(t *testing.T) {
+	const hb = 500 * time.Millisecond
+	const timeout = 150 * time.Millisecond
+	ep := startGuideBroker(t, hb)
+	var runs atomic.Int32
+	runWorker(t, ep, "slow", worker.HandlerFunc(func(ctx context.Context, req *worker.Request) ([][]byte, error) {
+		runs.Add(1)
+		select {
+		case <-time.After(4 * timeout):
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		return req.Body, nil
+	}), worker.WithHeartbeat(hb), worker.WithBusyLiveness(false), worker.WithConcurrency(2))
+	c := connect(t, ep, client.WithTimeout(timeout), client.WithRetries(3))
+	waitService(t, c, "slow")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	start := time.Now()
+	_, err := c.Request(ctx, "nosuch", []byte("x"))
+	t.Logf("ErrNoWorkers from the Guide broker after %v (timeout %v)", time.Since(start), timeout)
+	if !errors.Is(err, client.ErrNoWorkers) {
+		t.Fatalf("nosuch: %v", err)
+	}
+	rep, err := c.Request(ctx, "slow", []byte("once"))
+	if err != nil || string(rep[0]) != "once" {
+		t.Fatalf("slow: %q, %v", rep, err)
+	}
+	if n := runs.Load(); n != 1 {
+		t.Fatalf("slow handler ran %d times, want 1", n)
 	}
 }

@@ -72,14 +72,19 @@ func (c *Client) Workers(ctx context.Context, service string) (WorkerCounts, err
 	default:
 		return WorkerCounts{}, mmiError(MMIWorkers, code)
 	}
-	if len(rep) != 4 {
-		return WorkerCounts{}, fmt.Errorf("%w: %s: %d frames, want 4", ErrBadReply, MMIWorkers, len(rep))
+	return parseWorkers(rep)
+}
+
+// parseWorkers decodes a "200" answer to mmi.workers.
+func parseWorkers(rep [][]byte) (WorkerCounts, error) {
+	if len(rep) != 4 || mmiCode(rep) != "200" {
+		return WorkerCounts{}, fmt.Errorf("%w: %s: %d frames, want \"200\" and 3 counts", ErrBadReply, MMIWorkers, len(rep))
 	}
 	var n [3]int
 	for i := range n {
 		v, err := strconv.Atoi(string(rep[i+1]))
 		if err != nil || v < 0 {
-			return WorkerCounts{}, fmt.Errorf("%w: %s: count %q", ErrBadReply, MMIWorkers, rep[i+1])
+			return WorkerCounts{}, fmt.Errorf("%w: %s: count %.20q", ErrBadReply, MMIWorkers, rep[i+1])
 		}
 		n[i] = v
 	}

@@ -17,7 +17,7 @@ const (
 	// DefaultTimeout is how long one attempt waits for a reply.
 	DefaultTimeout = 2500 * time.Millisecond
 	// DefaultRetries is how many times a request is resent on a fresh
-	// socket after an attempt times out.
+	// socket when the broker does not answer.
 	DefaultRetries = 3
 	// DefaultWindow is the default number of requests a Pipeline keeps in
 	// flight.
@@ -33,6 +33,9 @@ type config struct {
 	timeout time.Duration
 	retries int
 	log     *slog.Logger
+	// checkFirst asks about the service before a request's first send
+	// (WithServiceCheck).
+	checkFirst bool
 	// security is CURVE or PLAIN for every socket (WithCurve, WithPlain).
 	security *transport.Security
 }
@@ -54,8 +57,9 @@ func WithVersion(v mdp.Version) Option {
 }
 
 // WithTimeout sets how long one attempt waits for a reply (for a stream: for
-// the next message) before the Lazy Pirate retry kicks in. The request's
-// context still bounds the whole call.
+// the next message) before the client asks the broker about the service
+// (see Client.Request), and how long it waits for that answer. See Client for what
+// follows. The request's context still bounds the whole call.
 func WithTimeout(d time.Duration) Option {
 	return func(c *config) error {
 		if d <= 0 {
@@ -66,14 +70,30 @@ func WithTimeout(d time.Duration) Option {
 	}
 }
 
-// WithRetries sets how many times a timed-out request is resent on a new
-// socket before the call fails with ErrTimeout. Zero means one attempt only.
+// WithRetries sets how many times a request is resent on a new socket when
+// the broker does not answer (see Client) before the call fails with
+// ErrTimeout. Zero means one attempt only. Waiting on a live broker that
+// reports a worker for the service uses up no retries.
 func WithRetries(n int) Option {
 	return func(c *config) error {
 		if n < 0 {
 			return fmt.Errorf("%w: retries %d must not be negative", ErrInvalidOption, n)
 		}
 		c.retries = n
+		return nil
+	}
+}
+
+// WithServiceCheck makes every request (other than mmi.* requests) start
+// with the question Request asks after a timeout (mmi.workers, or
+// mmi.service on other brokers): when the broker has no worker the call
+// fails at once with ErrNoWorkers and the request is never sent, so nothing
+// is left in the broker's queue. It costs one extra round trip to the broker
+// per request; without it the client asks only after an attempt times out.
+// A broker without MMI ("501") gets the request as usual.
+func WithServiceCheck() Option {
+	return func(c *config) error {
+		c.checkFirst = true
 		return nil
 	}
 }
@@ -131,4 +151,14 @@ func (c *config) timeoutHint() string {
 		return " (CURVE: the broker may not know this key or this client may not call the service)"
 	}
 	return " (PLAIN: the broker may refuse these credentials or this client may not call the service)"
+}
+
+// noWorkersHint is added to ErrNoWorkers messages when a policy may be in
+// force: a broker answers "404" (mmi.service, mmi.workers) for a service
+// this client may neither call nor serve.
+func (c *config) noWorkersHint() string {
+	if c.security == nil {
+		return ""
+	}
+	return " (or this client may not call it)"
 }

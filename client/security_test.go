@@ -62,10 +62,11 @@ func TestCurveClient(t *testing.T) {
 	if err != nil || string(reply[0]) != "over curve" {
 		t.Fatalf("reply %q, %v", reply, err)
 	}
-	// A service the policy does not let this client call: silence, then
-	// ErrTimeout that says why it may be.
+	// A service the policy does not let this client call: the broker drops
+	// the request and hides the service from mmi.service, so the client
+	// reports no workers, saying why it may be.
 	_, err = c.Request(ctx, "secret", []byte("x"))
-	if !errors.Is(err, client.ErrTimeout) || !strings.Contains(err.Error(), "CURVE") {
+	if !errors.Is(err, client.ErrNoWorkers) || !strings.Contains(err.Error(), "may not call") {
 		t.Fatalf("unauthorized call: %v", err)
 	}
 	ok, err := c.ServiceExists(ctx, "secret")

@@ -40,8 +40,8 @@ const (
 //	t := &client.Titanic{Client: c}
 //	reply, err := t.Request(ctx, "echo", []byte("hello"))
 //
-// Each call is one Client.Request, with the Client's timeout and Lazy
-// Pirate retries. A titanic.request resent after a timeout may have been
+// Each call is one Client.Request, with its handling of late replies (see
+// Client.Request): ErrNoWorkers when no Titanic server is registered. A titanic.request resent after a timeout may have been
 // stored the first time too, so the service can receive the request twice;
 // as with MDP itself, services should be idempotent. A Titanic is safe for
 // concurrent use; a Client keeps one request per service on the wire (see
@@ -157,8 +157,9 @@ func (t *Titanic) Close(ctx context.Context, uuid string) error {
 }
 
 // Request is the whole Titanic round: Submit, then poll Reply until the
-// reply is there, then Close, and return the reply. 500 answers and
-// timeouts of single calls are retried, with pauses from PollMin doubling to
+// reply is there, then Close, and return the reply. 500 answers, timeouts
+// of single calls and ErrNoWorkers (no Titanic server registered with the
+// broker just then) are retried, with pauses from PollMin doubling to
 // PollMax, until ctx ends; so give ctx a deadline. A 400 while polling
 // (the request was closed or expired meanwhile) ends it with
 // ErrTitanicUnknown. If Close fails the reply is still returned: the entry
@@ -183,8 +184,11 @@ func (t *Titanic) Request(ctx context.Context, service string, body ...[]byte) (
 			return ctxError(ctx, TitanicReply)
 		}
 	}
+	// No Titanic worker registered (ErrNoWorkers) is retried like a 500:
+	// a Titanic server being restarted is not a reason to give up.
 	retryable := func(err error) bool {
-		return ctx.Err() == nil && (errors.Is(err, ErrTitanicServer) || errors.Is(err, ErrTimeout))
+		return ctx.Err() == nil && (errors.Is(err, ErrTitanicServer) || errors.Is(err, ErrTimeout) ||
+			errors.Is(err, ErrNoWorkers))
 	}
 
 	var uuid string

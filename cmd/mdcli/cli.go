@@ -17,14 +17,17 @@ import (
 // Exit statuses.
 const (
 	exitOK    = 0 // A reply came (call), or the answer is yes (service).
-	exitFail  = 1 // Timeout, error, or "no" (service: not 200).
+	exitFail  = 1 // Broker unreachable, timeout, or another error.
 	exitUsage = 2 // Bad flags or arguments.
+	// exitNoWorkers: the broker has no worker for the service (issue 15),
+	// except in "titanic reply", where 3 is "pending" (exitTitanicNoWorkers).
+	exitNoWorkers = 3
 )
 
 // defaultEndpoint is used when neither -b nor MDP_BROKER says otherwise.
 const defaultEndpoint = "tcp://127.0.0.1:5555"
 
-const mainUsage = `Usage: mdcli [-b ENDPOINT] [-v] COMMAND [ARGS...]
+const mainUsage = `Usage: mdcli [GLOBAL FLAGS] COMMAND [FLAGS] [ARGS...]
 
 Talk to a Majordomo (7/MDP, 18/MDP) broker.
 
@@ -37,11 +40,25 @@ Commands:
   keygen NAME                      write a new CURVE certificate pair NAME, NAME_secret
   titanic submit|reply|close ...   durable requests through Titanic (9/TSP)
 
-Global flags:
-  -b ENDPOINT   broker endpoint (default $MDP_BROKER, else ` + defaultEndpoint + `)
-  -v            log debug messages to standard error
+Global flags, accepted before or after the command name (and, for titanic,
+after the subcommand name too), for every command; a command that has no
+use for one ignores it (serve sends no requests, keygen connects nowhere):
+` + globalFlagsUsage + `
+Exit status: 0 success, 1 broker unreachable or other error, 2 usage,
+3 no workers for the service (the broker said so; "titanic reply": 5).
+Run "mdcli COMMAND --help" for a command's flags and exit statuses.
+`
 
-Run "mdcli COMMAND --help" for a command's flags.
+const globalFlagsUsage = `  -b ENDPOINT                  broker endpoint (default $MDP_BROKER, else ` + defaultEndpoint + `)
+  -v                           log debug messages to standard error
+  --timeout D                  time to wait for a reply per attempt, e.g. 500ms, 5s
+                               (default 2.5s); then the broker is asked about the service
+  --retries N                  resends on a new socket when the broker does not answer
+                               (default 3)
+  --curve-server-key KEY|FILE  use CURVE: the broker's public key, in Z85 or as a
+                               certificate file (default $MDP_CURVE_SERVER_KEY)
+  --curve-cert FILE            this peer's secret certificate, made by "mdcli keygen"
+                               (default $MDP_CURVE_CERT)
 `
 
 // cli is one invocation, with its standard streams and environment, so that
@@ -51,9 +68,14 @@ type cli struct {
 	stdout, stderr io.Writer
 	getenv         func(string) string
 
+	// The global flags, set by whichever flag set parses them last.
 	endpoint string
 	verbose  bool
-	usage    map[*flag.FlagSet]string // Each flag set's --help text.
+	timeout  time.Duration
+	retries  int
+	sec      securityFlags // --curve-server-key, --curve-cert (keygen.go).
+
+	usage map[*flag.FlagSet]string // Each flag set's --help text.
 }
 
 // run executes the command line args and returns the exit status.
@@ -66,8 +88,8 @@ func (c *cli) run(ctx context.Context, args []string) int {
 	if c.endpoint == "" {
 		c.endpoint = defaultEndpoint
 	}
-	fs.StringVar(&c.endpoint, "b", c.endpoint, "broker endpoint")
-	fs.BoolVar(&c.verbose, "v", false, "debug logging")
+	c.timeout, c.retries = client.DefaultTimeout, client.DefaultRetries
+	c.sec = securityFlags{serverKey: c.getenv("MDP_CURVE_SERVER_KEY"), cert: c.getenv("MDP_CURVE_CERT")}
 	if code, ok := c.parse(fs, "mdcli", args); !ok {
 		return code
 	}
@@ -101,8 +123,8 @@ func (c *cli) run(ctx context.Context, args []string) int {
 	return c.usageError("mdcli", fmt.Sprintf("unknown command %q", name))
 }
 
-// flags returns a flag set that reports errors through parse and prints
-// usage on -h/--help.
+// flags returns a flag set that has the global flags, reports errors
+// through parse and prints usage on -h/--help.
 func (c *cli) flags(name, usage string) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
@@ -110,7 +132,20 @@ func (c *cli) flags(name, usage string) *flag.FlagSet {
 	// the usage itself, for --help only.
 	fs.Usage = func() {}
 	c.usage[fs] = usage
+	c.addGlobalFlags(fs)
 	return fs
+}
+
+// addGlobalFlags defines the global flags on fs, bound to the cli's fields
+// with their current values as defaults: what the flags before the command
+// name set stays unless the same flag comes again after it.
+func (c *cli) addGlobalFlags(fs *flag.FlagSet) {
+	fs.StringVar(&c.endpoint, "b", c.endpoint, "broker endpoint")
+	fs.BoolVar(&c.verbose, "v", c.verbose, "debug logging")
+	fs.DurationVar(&c.timeout, "timeout", c.timeout, "time to wait for a reply, per attempt")
+	fs.IntVar(&c.retries, "retries", c.retries, "resends when the broker does not answer")
+	fs.StringVar(&c.sec.serverKey, "curve-server-key", c.sec.serverKey, "broker's public key")
+	fs.StringVar(&c.sec.cert, "curve-cert", c.sec.cert, "own secret certificate")
 }
 
 // parse parses args. On --help it prints usage and returns (exitOK, false);
@@ -144,6 +179,27 @@ func (c *cli) fail(cmd string, err error) int {
 	return exitFail
 }
 
+// failRequest reports the error of a request to service: exitNoWorkers
+// (code, if not zero) with "no workers for service X" when the broker said
+// service has no worker, else as fail does.
+func (c *cli) failRequest(cmd, service string, err error, code int) int {
+	if !errors.Is(err, client.ErrNoWorkers) {
+		return c.fail(cmd, err)
+	}
+	if code == 0 {
+		code = exitNoWorkers
+	}
+	hint := ""
+	switch {
+	case strings.HasPrefix(service, "titanic."):
+		hint = " (is a Titanic server running?)"
+	case c.sec.serverKey != "":
+		hint = " (or this client may not call it)"
+	}
+	fmt.Fprintf(c.stderr, "%s: no workers for service %s%s\n", cmd, service, hint)
+	return code
+}
+
 // logger is the client's logger: quiet unless -v, so that a failure is the
 // one line fail prints (retries are logged at Warn).
 func (c *cli) logger() *slog.Logger {
@@ -154,46 +210,39 @@ func (c *cli) logger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(c.stderr, &slog.HandlerOptions{Level: level}))
 }
 
-// clientFlags are the flags of every command that sends requests.
+// clientFlags are the command flags of every command that sends requests.
 type clientFlags struct {
-	timeout time.Duration
-	retries int
-	v2      bool
-	sec     *securityFlags // --curve-server-key, --curve-cert (keygen.go).
+	v2 bool
 }
 
 func (c *cli) addClientFlags(fs *flag.FlagSet) *clientFlags {
 	f := &clientFlags{}
-	fs.StringVar(&c.endpoint, "b", c.endpoint, "broker endpoint")
-	fs.DurationVar(&f.timeout, "timeout", client.DefaultTimeout, "time to wait for a reply, per attempt")
-	fs.IntVar(&f.retries, "retries", client.DefaultRetries, "attempts after the first one times out")
 	fs.BoolVar(&f.v2, "v2", false, "speak MDP/0.2 (18/MDP) instead of MDP/0.1")
-	f.sec = c.addSecurityFlags(fs)
 	return f
 }
 
-const clientFlagsUsage = `  -b ENDPOINT      broker endpoint (default $MDP_BROKER, else ` + defaultEndpoint + `)
-  --timeout D      time to wait for a reply per attempt, e.g. 500ms, 5s (default 2.5s)
-  --retries N      resend on a new socket N times after a timeout (default 3)
-  --v2             speak MDP/0.2 (18/MDP) instead of MDP/0.1
-` + securityFlagsUsage
+const clientFlagsUsage = `  --v2             speak MDP/0.2 (18/MDP) instead of MDP/0.1
+
+Global flags (before or after the command name; see mdcli --help):
+` + globalFlagsUsage
 
 // connect creates a client from the flags.
-func (c *cli) connect(f *clientFlags) (*client.Client, error) {
-	if f.timeout <= 0 {
+func (c *cli) connect(f *clientFlags, opts ...client.Option) (*client.Client, error) {
+	if c.timeout <= 0 {
 		return nil, fmt.Errorf("--timeout must be positive")
 	}
-	if f.retries < 0 {
+	if c.retries < 0 {
 		return nil, fmt.Errorf("--retries must not be negative")
 	}
 	v := mdp.V1
 	if f.v2 {
 		v = mdp.V2
 	}
-	sec, err := f.sec.clientOptions()
+	sec, err := c.sec.clientOptions()
 	if err != nil {
 		return nil, err
 	}
-	return client.Connect(c.endpoint, append([]client.Option{client.WithVersion(v), client.WithTimeout(f.timeout),
-		client.WithRetries(f.retries), client.WithLogger(c.logger())}, sec...)...)
+	opts = append([]client.Option{client.WithVersion(v), client.WithTimeout(c.timeout),
+		client.WithRetries(c.retries), client.WithLogger(c.logger())}, opts...)
+	return client.Connect(c.endpoint, append(opts, sec...)...)
 }

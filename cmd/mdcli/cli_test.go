@@ -117,16 +117,16 @@ func TestCall(t *testing.T) {
 }
 
 func TestCallTimeout(t *testing.T) {
-	ep := startBroker(t)
+	// Nothing listens on port 1: the broker is unreachable, exit 1.
 	start := time.Now()
-	r := mdcli(context.Background(), ep, "", "call", "--timeout", "50ms", "--retries", "1", "nobody")
-	if r.code != exitFail || r.stdout != "" || strings.Count(r.stderr, "\n") != 1 || !strings.Contains(r.stderr, "timeout") {
+	r := mdcli(context.Background(), "tcp://127.0.0.1:1", "", "call", "--timeout", "50ms", "--retries", "1", "nobody")
+	if r.code != exitFail || r.stdout != "" || strings.Count(r.stderr, "\n") != 1 || !strings.Contains(r.stderr, "not answering") {
 		t.Fatalf("%v", r)
 	}
 	if el := time.Since(start); el > 2*time.Second {
 		t.Fatalf("took %v", el)
 	}
-	t.Logf("timeout message: %s", r.stderr)
+	t.Logf("unreachable message: %s", r.stderr)
 }
 
 func TestUsageErrors(t *testing.T) {
@@ -194,10 +194,10 @@ func TestMMICommands(t *testing.T) {
 		}
 	}
 	check(result{code: exitOK, stdout: "200\n"}, "service", "echo")
-	check(result{code: exitFail, stdout: "404\n"}, "service", "nope")
+	check(result{code: exitNoWorkers, stdout: "404\n"}, "service", "nope")
 	check(result{code: exitOK, stdout: "echo\n"}, "services")
 	check(result{code: exitOK, stdout: "idle=1 busy=0 queued=0\n"}, "workers", "echo")
-	check(result{code: exitFail}, "workers", "nope")
+	check(result{code: exitNoWorkers}, "workers", "nope")
 	check(result{code: exitOK, stdout: "200\n"}, "service", "--v2", "echo")
 }
 

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -25,6 +24,8 @@ Flags:
   --name TEXT        the certificate's "name" metadata, which a policy file
                      may use instead of the key (default: NAME's base name)
   --meta KEY=VALUE   more metadata; repeatable
+
+The global flags (see mdcli --help) are accepted and ignored.
 `
 
 // metaFlags collects repeated --meta flags.
@@ -73,19 +74,6 @@ func (c *cli) keygen(_ context.Context, args []string) int {
 type securityFlags struct {
 	serverKey string // --curve-server-key: Z85 key or certificate file.
 	cert      string // --curve-cert: the peer's secret certificate file.
-}
-
-const securityFlagsUsage = `  --curve-server-key KEY|FILE  use CURVE: the broker's public key, in Z85 or as a
-                               certificate file (default $MDP_CURVE_SERVER_KEY)
-  --curve-cert FILE            this peer's secret certificate, made by "mdcli keygen"
-                               (default $MDP_CURVE_CERT)
-`
-
-func (c *cli) addSecurityFlags(fs *flag.FlagSet) *securityFlags {
-	f := &securityFlags{}
-	fs.StringVar(&f.serverKey, "curve-server-key", c.getenv("MDP_CURVE_SERVER_KEY"), "broker's public key")
-	fs.StringVar(&f.cert, "curve-cert", c.getenv("MDP_CURVE_CERT"), "own secret certificate")
-	return f
 }
 
 // load reads the key and certificate; ok is false when CURVE is not asked

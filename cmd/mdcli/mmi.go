@@ -14,7 +14,8 @@ Ask the broker whether NAME has at least one worker (8/MMI mmi.service) and
 print its answer code: 200 (yes), 404 (no), or 501 (the broker does not
 implement MMI).
 
-Exit status: 0 for 200, 1 otherwise.
+Exit status: 0 for 200, 3 for 404 (no workers), 1 otherwise (501, broker
+unreachable, error).
 
 Flags:
 ` + clientFlagsUsage
@@ -31,7 +32,8 @@ const workersUsage = `Usage: mdcli workers [flags] NAME
 
 Print the idle worker, busy worker and queued request counts of NAME as
 "idle=N busy=N queued=N" (mmi.workers, an extension of this project's
-broker). Exit status 1 if the broker does not know NAME.
+broker). Exit status 3 if the broker does not know NAME (no workers and
+nothing queued), 1 if it is unreachable or on another error.
 
 Flags:
 ` + clientFlagsUsage
@@ -73,10 +75,13 @@ func (c *cli) service(ctx context.Context, args []string) int {
 		return c.fail(cmd, client.ErrBadReply)
 	}
 	fmt.Fprintf(c.stdout, "%s\n", rep[0])
-	if string(rep[0]) != "200" {
-		return exitFail
+	switch string(rep[0]) {
+	case "200":
+		return exitOK
+	case "404":
+		return exitNoWorkers
 	}
-	return exitOK
+	return exitFail
 }
 
 func (c *cli) services(ctx context.Context, args []string) int {
@@ -105,7 +110,8 @@ func (c *cli) workers(ctx context.Context, args []string) int {
 	defer cl.Close()
 	n, err := cl.Workers(ctx, args[0])
 	if errors.Is(err, client.ErrUnknownService) {
-		return c.fail(cmd, fmt.Errorf("unknown service %q (404)", args[0]))
+		fmt.Fprintf(c.stderr, "%s: no workers for service %s (404: unknown to the broker)\n", cmd, args[0])
+		return exitNoWorkers
 	}
 	if err != nil {
 		return c.fail(cmd, err)

@@ -35,7 +35,6 @@ logged and the reply is an error reply of three frames:
 Example: mdcli serve echo -- cat
 
 Flags:
-  -b ENDPOINT        broker endpoint (default $MDP_BROKER, else ` + defaultEndpoint + `)
   --concurrency N    run up to N commands at once, as N registered workers (default 1)
   --v2               speak MDP/0.2 (18/MDP) instead of MDP/0.1
   --heartbeat D      heartbeat interval; must match the broker's (default 2.5s)
@@ -43,7 +42,10 @@ Flags:
   --busy-liveness    check the broker's heartbeats while a command runs
                      (default true; use --busy-liveness=false with brokers
                      that heartbeat idle workers only, like the Guide's)
-` + securityFlagsUsage
+
+Global flags (before or after the command name; see mdcli --help; serve
+ignores --timeout and --retries, which are about requests):
+` + globalFlagsUsage
 
 // stderrTail is how much of a failed command's standard error goes into
 // the error reply.
@@ -52,13 +54,11 @@ const stderrTail = 4 << 10
 func (c *cli) serve(ctx context.Context, args []string) int {
 	const cmd = "mdcli serve"
 	fs := c.flags(cmd, serveUsage)
-	fs.StringVar(&c.endpoint, "b", c.endpoint, "broker endpoint")
 	concurrency := fs.Int("concurrency", 1, "concurrent commands")
 	v2 := fs.Bool("v2", false, "MDP/0.2")
 	heartbeat := fs.Duration("heartbeat", worker.DefaultHeartbeat, "heartbeat interval")
 	liveness := fs.Int("liveness", worker.DefaultLiveness, "liveness")
 	busyLiveness := fs.Bool("busy-liveness", true, "check liveness while busy")
-	secFlags := c.addSecurityFlags(fs)
 	if code, ok := c.parse(fs, cmd, args); !ok {
 		return code
 	}
@@ -85,7 +85,7 @@ func (c *cli) serve(ctx context.Context, args []string) int {
 	}
 	log := slog.New(slog.NewTextHandler(errw, &slog.HandlerOptions{Level: level}))
 	h := &commandHandler{service: service, argv: command, stderr: errw}
-	sec, err := secFlags.workerOptions()
+	sec, err := c.sec.workerOptions()
 	if err != nil {
 		return c.fail(cmd, err)
 	}

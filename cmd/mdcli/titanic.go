@@ -15,9 +15,12 @@ import (
 const (
 	exitPending = 3 // 300: the reply is not there yet.
 	exitUnknown = 4 // 400: no such request (never submitted, closed or expired).
+	// exitTitanicNoWorkers is exitNoWorkers for "titanic reply", where 3
+	// already means pending.
+	exitTitanicNoWorkers = 5
 )
 
-const titanicUsage = `Usage: mdcli titanic COMMAND [flags] ARGS
+const titanicUsage = `Usage: mdcli titanic [GLOBAL FLAGS] COMMAND [flags] ARGS
 
 Durable, disconnected request-reply through a Titanic server (9/TSP),
 such as mdtitanic or mdbroker --titanic-dir.
@@ -28,11 +31,18 @@ Commands:
   close UUID                   delete the request and its reply
 
 Exit status:
-  submit  0 stored (UUID on standard output), 1 error, 2 usage
+  submit  0 stored (UUID on standard output), 3 no Titanic server (no workers
+          for titanic.request), 1 error, 2 usage
   reply   0 reply printed, 3 pending (not yet; try again later),
-          4 unknown UUID (never submitted, closed or expired), 1 error, 2 usage
-  close   0 closed (also for an unknown UUID), 1 error, 2 usage
+          4 unknown UUID (never submitted, closed or expired), 5 no Titanic
+          server (no workers for titanic.reply), 1 error, 2 usage
+  close   0 closed (also for an unknown UUID), 3 no Titanic server (no workers
+          for titanic.close), 1 error, 2 usage
+"1 error" includes a broker that does not answer.
 
+Global flags (before "titanic", after it, or after the command name; see
+mdcli --help):
+` + globalFlagsUsage + `
 Run "mdcli titanic COMMAND --help" for a command's flags.
 `
 
@@ -43,7 +53,8 @@ body frame, and print its UUID. Titanic answers once the request is stored
 durably and sends it to SERVICE whenever SERVICE has workers; fetch the
 reply with "mdcli titanic reply UUID".
 
-Exit status: 0 stored, 1 error (one line on standard error), 2 usage.
+Exit status: 0 stored, 3 no Titanic server ("no workers for service
+titanic.request"), 1 error (one line on standard error), 2 usage.
 
 Flags:
   --stdin          read one more body frame from standard input
@@ -57,7 +68,8 @@ reply stays until "mdcli titanic close UUID".
 
 Exit status: 0 reply printed; 3 pending: the request has no reply yet
 ("pending" on standard error; try again later); 4 unknown UUID (never
-submitted, closed, or expired); 1 error; 2 usage.
+submitted, closed, or expired); 5 no Titanic server ("no workers for
+service titanic.reply"); 1 error; 2 usage.
 
 Flags:
   --raw            write reply frames as raw bytes, with nothing added
@@ -68,12 +80,19 @@ const titanicCloseUsage = `Usage: mdcli titanic close [flags] UUID
 Tell Titanic the reply to UUID is no longer needed: it deletes the request
 and its reply. Closing an unknown UUID succeeds too (9/TSP).
 
-Exit status: 0 closed, 1 error, 2 usage.
+Exit status: 0 closed, 3 no Titanic server ("no workers for service
+titanic.close"), 1 error, 2 usage.
 
 Flags:
 ` + clientFlagsUsage
 
 func (c *cli) titanic(ctx context.Context, args []string) int {
+	// The global flags may come between "titanic" and its command.
+	fs := c.flags("mdcli titanic", titanicUsage)
+	if code, ok := c.parse(fs, "mdcli titanic", args); !ok {
+		return code
+	}
+	args = fs.Args()
 	if len(args) == 0 {
 		return c.usageError("mdcli titanic", "missing command: submit, reply or close")
 	}
@@ -121,7 +140,7 @@ func (c *cli) titanicSubmit(ctx context.Context, args []string) int {
 	defer cl.Close()
 	id, err := (&client.Titanic{Client: cl}).Submit(ctx, service, body...)
 	if err != nil {
-		return c.fail(cmd, err)
+		return c.failRequest(cmd, client.TitanicRequest, err, 0)
 	}
 	fmt.Fprintln(c.stdout, id)
 	return exitOK
@@ -167,7 +186,7 @@ func (c *cli) titanicReply(ctx context.Context, args []string) int {
 		fmt.Fprintf(c.stderr, "%s: %s: unknown request (never submitted, closed, or expired)\n", cmd, id)
 		return exitUnknown
 	case err != nil:
-		return c.fail(cmd, err)
+		return c.failRequest(cmd, client.TitanicReply, err, exitTitanicNoWorkers)
 	}
 	if err := c.printFrames(reply, *raw); err != nil {
 		return c.fail(cmd, err)
@@ -183,7 +202,7 @@ func (c *cli) titanicClose(ctx context.Context, args []string) int {
 	}
 	defer cl.Close()
 	if err := (&client.Titanic{Client: cl}).Close(ctx, id); err != nil {
-		return c.fail(cmd, err)
+		return c.failRequest(cmd, client.TitanicClose, err, 0)
 	}
 	return exitOK
 }
