@@ -133,10 +133,6 @@ func Connect(endpoint string, opts ...Option) (*Client, error) {
 		zctx.Term()
 		return nil, fmt.Errorf("client: %w", err)
 	}
-	if err := c.conn.monErr; err != nil {
-		c.log.Debug("connection monitor off: lost connections are found through mmi.service only",
-			"error", err.Error())
-	}
 	go o.run()
 	return c, nil
 }

@@ -14,9 +14,6 @@ type sockRef struct{ s transport.Socket }
 // errNoSocket: the socket could not be reopened after a failure.
 var errNoSocket = errors.New("client: no socket")
 
-// monitorSeq makes each connection monitor's inproc endpoint unique.
-var monitorSeq atomic.Uint64
-
 // conn is one DEALER socket to the broker plus the messages waiting to be
 // written to it. It belongs to a single owner goroutine (transport sockets
 // are not goroutine-safe), except wake, which any goroutine may call.
@@ -32,19 +29,14 @@ type conn struct {
 	// would stop reading replies and the broker would drop them.
 	outq [][][]byte
 
-	// watch turns the socket monitor on (Client only: a Pipeline never
-	// resends, so it has no use for it). mon reads the monitor's events;
-	// nil when watch is off or the transport refused to monitor.
+	// watch makes the conn count lost connections (Client only: a
+	// Pipeline never resends, so it has no use for it).
 	watch bool
-	mon   transport.Socket
 	// drops counts the connections to the broker that ended, over every
-	// socket this conn has had. A request sent when drops was lower went
-	// out on a connection that is gone: the broker that had it can no
-	// longer route its reply to us.
-	drops uint64
-	// monErr is the last reason the monitor could not be started, logged
-	// once by the owner.
-	monErr error
+	// socket this conn has had (the transport's Disconnected counter). A
+	// request sent when drops was lower went over a connection that is
+	// gone. base holds the counts of sockets already closed.
+	drops, base uint64
 }
 
 func newConn(zctx transport.Context, endpoint string, hwm int, sec *transport.Security, watch bool) *conn {
@@ -66,13 +58,8 @@ func (c *conn) open() error {
 	if err != nil {
 		return err
 	}
-	if c.watch {
-		// Before Connect, so that the first connection is watched too.
-		c.mon, c.monErr = c.startMonitor(s)
-	}
 	if err := s.Connect(c.endpoint); err != nil {
 		s.Close()
-		c.closeMonitor()
 		return err
 	}
 	c.sock = s
@@ -80,58 +67,25 @@ func (c *conn) open() error {
 	return nil
 }
 
-// startMonitor asks the transport to report s's connection events on an
-// inproc PAIR socket. A transport that cannot is no error: the client then
-// learns of a lost connection only through an unanswered mmi.service.
-func (c *conn) startMonitor(s transport.Socket) (transport.Socket, error) {
-	ep := fmt.Sprintf("inproc://mdclient-monitor-%d", monitorSeq.Add(1))
-	if err := s.Monitor(ep); err != nil {
-		return nil, err
-	}
-	pair, err := c.zctx.NewSocket(transport.Pair, transport.Options{Linger: 0})
-	if err != nil {
-		return nil, err
-	}
-	if err := pair.Connect(ep); err != nil {
-		pair.Close()
-		return nil, err
-	}
-	return pair, nil
-}
-
-func (c *conn) closeMonitor() {
-	if c.mon != nil {
-		c.mon.Close()
-		c.mon = nil
-	}
-}
-
-// pollDrops reads the monitor's waiting events without blocking and
-// returns drops, updated.
+// pollDrops returns drops, updated from the socket's counter.
 func (c *conn) pollDrops() uint64 {
-	if c.mon == nil {
+	if !c.watch {
 		return c.drops
 	}
-	for range maxBatch {
-		f, _, err := c.mon.Recv(0, true)
-		if err != nil {
-			break
-		}
-		if ev, _, _, ok := transport.ParseMonitorEvent(f); ok && ev == transport.EventDisconnected {
-			c.drops++
-		}
+	c.drops = c.base
+	if c.sock != nil {
+		c.drops += uint64(c.sock.Stats().Disconnected)
 	}
 	return c.drops
 }
 
 func (c *conn) close() {
 	if c.sock != nil {
+		c.base += uint64(c.sock.Stats().Disconnected)
 		c.cur.Store(nil)
 		c.sock.Close()
 		c.sock = nil
 	}
-	// After the socket: libzmq stops its monitor when the socket closes.
-	c.closeMonitor()
 	clear(c.outq)
 	c.outq = c.outq[:0]
 }
