@@ -61,7 +61,7 @@ func serve(l *config.Loaded, stderr io.Writer, sigs <-chan os.Signal, reload fun
 		return 2
 	}
 	bcfg.Security = sec
-	if l.Config.TitanicDir != "" {
+	if l.Config.TitanicDir != "" || l.Config.TitanicStore != "" {
 		// Titanic reaches the broker in-process: no port, no handshake,
 		// whatever the endpoints' security.
 		bcfg.Internal = append(bcfg.Internal, titanicEndpoint)
