@@ -112,6 +112,16 @@ func (s *ServerSecurity) Socket(front string, m transport.Mechanism) (*transport
 		return nil, errors.New("auth: a front needs a name (its ZAP domain)")
 	}
 	ts := &transport.Security{Mechanism: m, Server: true, ZAPDomain: front}
+	if a := s.Authenticator; a != nil {
+		// A peer speaking another mechanism never reaches authentication:
+		// count it here, under this front, as a mechanism refusal.
+		ts.MechanismMismatch = func(address, peer string) {
+			if peer == "" {
+				peer = "?"
+			}
+			a.refuse(&Request{Domain: front, Address: address, Mechanism: peer}, RefusedMechanism, "")
+		}
+	}
 	if m == transport.Curve {
 		if s.Cert == nil {
 			return nil, errors.New("auth: CURVE needs the server's certificate")

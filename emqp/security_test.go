@@ -90,7 +90,8 @@ func newSecurityFixture(t *testing.T, policy string) *securityFixture {
 
 // TestCurveOnEveryFront: with CURVE on, every front (PUB included) speaks
 // it; a plaintext pyzmq job manager and one with an unknown key get no
-// ACK, the second counted as refused under its front; an admitted one gets
+// ACK, both counted as refused under its front (reasons mechanism and
+// unknown_key); an admitted one gets
 // its ACK and runs an admitted client's jobs; and the policy refuses an
 // INFORM for a queue the identity may not register, counted under the
 // backend.
@@ -124,6 +125,9 @@ func TestCurveOnEveryFront(t *testing.T) {
 	if r := runPyAs(t, ctx, nil, "inform", ts.ep.Backend, "default", "1.5"); r["ack"] != false {
 		t.Fatalf("plaintext job manager: %v", r)
 	}
+	if n := a.Stats().Front(FrontBackend).RefusedBy(auth.RefusedMechanism); n == 0 {
+		t.Fatalf("plaintext job manager not counted under %s: %+v", FrontBackend, a.Stats().Fronts)
+	}
 	if r := runPyAs(t, ctx, f.stranger, "inform", ts.ep.Backend, "default", "1.5"); r["ack"] != false {
 		t.Fatalf("unknown key: %v", r)
 	}
@@ -153,7 +157,7 @@ func TestCurveOnEveryFront(t *testing.T) {
 		t.Fatalf("INFORM by an identity that may only call: %v", r)
 	}
 	fs := a.Stats().Front(FrontBackend)
-	if fs.Accepted < 3 || fs.TotalRefused() != 1 {
+	if fs.Accepted < 3 || fs.TotalRefused() != 2 { // The plaintext peer and the unknown key.
 		t.Fatalf("backend handshakes %+v", fs)
 	}
 	if n := ts.s.Stats().UnauthorizedOn(FrontBackend); n != 2 {

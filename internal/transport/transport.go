@@ -78,6 +78,12 @@ type Security struct {
 	// ZAPDomain is the authentication domain (27/ZAP "domain") passed to
 	// the authenticator. With Null it is what turns authentication on.
 	ZAPDomain string
+	// MechanismMismatch, if set, is called when a peer connects with
+	// another mechanism (a plaintext peer at a CURVE endpoint); the
+	// connection is closed before any authentication. peerMechanism is ""
+	// when the peer closed during the greeting after reading ours (libzmq's
+	// way of refusing our mechanism).
+	MechanismMismatch func(address, peerMechanism string)
 }
 
 // engine converts s to the engine's form, checking it.
@@ -86,7 +92,8 @@ func (s *Security) engine() (*zmtp.Security, error) {
 		return nil, nil
 	}
 	z := &zmtp.Security{Server: s.Server, PublicKey: s.PublicKey, SecretKey: s.SecretKey,
-		ServerKey: s.ServerKey, Username: s.Username, Password: s.Password, Domain: s.ZAPDomain}
+		ServerKey: s.ServerKey, Username: s.Username, Password: s.Password, Domain: s.ZAPDomain,
+		MechanismMismatch: s.MechanismMismatch}
 	switch s.Mechanism {
 	case Null:
 		z.Mechanism = "NULL"

@@ -180,6 +180,13 @@ func (c *conn) handshake() error {
 		return wire.ErrSignature
 	}
 	if err := c.fill(wire.GreetingSize); err != nil {
+		// libzmq reads our whole greeting, finds our mechanism is not its
+		// own and closes before its own greeting is out: a peer that sent
+		// a valid signature and then closed most likely speaks another
+		// mechanism. Reported with the mechanism unknown.
+		if f := c.sec.MechanismMismatch; f != nil && isEOF(err) {
+			f(c.addr, "")
+		}
 		return err
 	}
 	pg, err := wire.ParseGreeting(c.buf[c.r : c.r+wire.GreetingSize])
@@ -190,6 +197,9 @@ func (c *conn) handshake() error {
 	// 23/ZMTP: "If the mechanism that the peer received does not exactly
 	// match the mechanism it sent, it MUST close the connection."
 	if pg.Mechanism != mechName {
+		if f := c.sec.MechanismMismatch; f != nil {
+			f(c.addr, pg.Mechanism)
+		}
 		return fmt.Errorf("zmtp: peer mechanism %q, ours %q", pg.Mechanism, mechName)
 	}
 	if mechName != mech.Null && pg.AsServer == asServer {

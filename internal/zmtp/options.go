@@ -93,6 +93,13 @@ type Security struct {
 	// Domain is the authentication domain passed to the Authenticator (27/ZAP
 	// "domain"). A NULL server asks the Authenticator only when it is set.
 	Domain string
+	// MechanismMismatch, if set, is called (from a connection goroutine)
+	// when a peer's greeting names another mechanism than ours, before any
+	// authentication: the connection is then closed (23/ZMTP). Servers use
+	// it to count plaintext peers at secured endpoints. peerMechanism is
+	// "" when the peer closed during the greeting after reading ours, as
+	// libzmq does when our mechanism is not its own.
+	MechanismMismatch func(address, peerMechanism string)
 	// Auth authenticates peers on a server socket. nil: the context's
 	// authenticator, if any; none accepts every peer (libzmq without a ZAP
 	// handler).

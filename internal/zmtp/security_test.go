@@ -44,3 +44,33 @@ func TestCurveRoundTrip(t *testing.T) {
 		t.Fatal(m)
 	}
 }
+
+func TestMechanismMismatchReported(t *testing.T) {
+	_, ssec, _ := mech.CurveKeypair()
+	ctx := NewContext()
+	got := make(chan string, 1)
+	r, err := ctx.NewSocket(Router, Options{Security: &Security{Mechanism: mech.Curve, Server: true, SecretKey: ssec,
+		MechanismMismatch: func(addr, peer string) { got <- addr + " " + peer }}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	ep, err := r.Bind("tcp://127.0.0.1:*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := ctx.NewSocket(Dealer, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	d.Connect(ep)
+	select {
+	case s := <-got:
+		if s != "127.0.0.1 NULL" {
+			t.Fatalf("reported %q", s)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatalf("mismatch not reported; stats %+v", r.Stats())
+	}
+}
