@@ -174,19 +174,14 @@ func (c *conn) handshake() error {
 	c.buf = make([]byte, minReadBuf)
 	// Read the signature first so that a non-ZMTP peer is dropped early.
 	if err := c.fill(10); err != nil {
+		c.greetingClosed(err)
 		return err
 	}
 	if !wire.SignatureOK(c.buf[c.r:c.w]) {
 		return wire.ErrSignature
 	}
 	if err := c.fill(wire.GreetingSize); err != nil {
-		// libzmq reads our whole greeting, finds our mechanism is not its
-		// own and closes before its own greeting is out: a peer that sent
-		// a valid signature and then closed most likely speaks another
-		// mechanism. Reported with the mechanism unknown.
-		if f := c.sec.MechanismMismatch; f != nil && isEOF(err) {
-			f(c.addr, "")
-		}
+		c.greetingClosed(err)
 		return err
 	}
 	pg, err := wire.ParseGreeting(c.buf[c.r : c.r+wire.GreetingSize])
@@ -243,6 +238,16 @@ func (c *conn) handshake() error {
 	}
 	c.nc.SetDeadline(time.Time{})
 	return nil
+}
+
+// greetingClosed reports a peer that closed during the greeting. libzmq
+// reads our whole greeting, finds that our mechanism is not its own and
+// closes, often before any of its own greeting is out: such a close most
+// likely means another mechanism. Reported with the mechanism unknown.
+func (c *conn) greetingClosed(err error) {
+	if f := c.sec.MechanismMismatch; f != nil && isEOF(err) {
+		f(c.addr, "")
+	}
 }
 
 // fill reads until the buffer holds at least n unread bytes.
