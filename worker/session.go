@@ -78,7 +78,7 @@ type session struct {
 	zctx     transport.Context
 	endpoint string
 	log      *slog.Logger
-	base context.Context // Run's context without its cancellation: the parent of job contexts.
+	base     context.Context // Run's context without its cancellation: the parent of job contexts.
 
 	sock     transport.Socket
 	cur      atomic.Pointer[sockRef] // sock, for wake from other goroutines.

@@ -189,10 +189,10 @@ type Worker struct {
 	endpoints []string // The broker given to New first, then WithBrokers'.
 	slots     *slots   // Handler concurrency, shared by every session.
 	service   string
-	handler  Handler
-	cfg      config
-	log      *slog.Logger
-	stats    counters
+	handler   Handler
+	cfg       config
+	log       *slog.Logger
+	stats     counters
 
 	mu      sync.Mutex
 	running bool
