@@ -49,7 +49,7 @@ type Client struct {
 	zctxs     []transport.Context // Every context, once each, for Close.
 
 	ctrl    chan ctrlMsg
-	conn    *conn // The only link's (one broker): owned by the owner goroutine; others call only wake.
+	conn    *conn                            // The only link's (one broker): owned by the owner goroutine; others call only wake.
 	poller  atomic.Pointer[transport.Poller] // Several brokers: what the owner waits on, for wake.
 	links   map[string]*link                 // By endpoint, for RequestAt; read-only after Connect.
 	closing chan struct{}
