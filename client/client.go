@@ -2,10 +2,13 @@ package client
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"iter"
 	"log/slog"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/majordomo-go/majordomo/internal/inproc"
@@ -25,24 +28,30 @@ const failPause = 10 * time.Millisecond
 // in a row before it looks at the other side.
 const maxBatch = 256
 
-// Client is a Majordomo client: one DEALER socket to one broker, owned by an
-// internal goroutine. All methods are safe for concurrent use. See Request
-// for what happens when a reply is late.
+// Client is a Majordomo client: one DEALER socket per broker (one broker,
+// or several with WithBrokers), owned by an internal goroutine. All methods
+// are safe for concurrent use. See Request for what happens when a reply is
+// late, and the package documentation for several brokers.
 //
 // Replies carry no request id in MDP, only the service name, so a Client
 // keeps at most one request per service on the wire: concurrent calls to the
 // same service are queued inside the client and sent one after the other,
 // while calls to different services proceed in parallel. This is what makes
 // every reply land with the right caller. For many requests in flight to one
-// service, use a Pipeline and correlate replies yourself.
+// service, use a Pipeline and correlate replies yourself. With several
+// brokers the limit is one per service per broker.
 type Client struct {
-	endpoint string
-	cfg      config
-	log      *slog.Logger
-	zctx     transport.Context
+	endpoint  string   // The first broker: the one Pipelines use.
+	endpoints []string // Every broker, the first one first.
+	cfg       config
+	log       *slog.Logger
+	zctx      transport.Context   // The first broker's.
+	zctxs     []transport.Context // Every context, once each, for Close.
 
 	ctrl    chan ctrlMsg
-	conn    *conn // Owned by the owner goroutine (through its link); others call only wake.
+	conn    *conn                            // The only link's (one broker): owned by the owner goroutine; others call only wake.
+	poller  atomic.Pointer[transport.Poller] // Several brokers: what the owner waits on, for wake.
+	links   map[string]*link                 // By endpoint, for RequestAt; read-only after Connect.
 	closing chan struct{}
 	done    chan struct{}
 
@@ -76,6 +85,8 @@ type call struct {
 	box     mailbox
 
 	link       *link     // The link it was launched on.
+	pin        *link     // RequestAt: the only link it may use.
+	avoid      uint64    // Links (bits) that failed it or had no workers: tried last.
 	frames     [][]byte  // Encoded request, reused on every attempt.
 	phase      phase     // Where it is in the retry loop.
 	retries    int       // Resends left.
@@ -98,10 +109,11 @@ const (
 )
 
 // Connect creates a client for the broker at endpoint (for example
-// "tcp://127.0.0.1:5555"). Like every ZeroMQ connect it succeeds whether or
-// not the broker is up: requests wait for it, within their timeouts. An
-// inproc:// endpoint must be one a broker in this process is bound to
-// (broker.Config.Internal); the client then needs no credentials.
+// "tcp://127.0.0.1:5555"), and for every broker WithBrokers adds. Like
+// every ZeroMQ connect it succeeds whether or not the brokers are up:
+// requests wait for them, within their timeouts. An inproc:// endpoint must
+// be one a broker in this process is bound to (broker.Config.Internal); the
+// client then needs no credentials.
 func Connect(endpoint string, opts ...Option) (*Client, error) {
 	cfg := defaultConfig()
 	for _, o := range opts {
@@ -112,29 +124,121 @@ func Connect(endpoint string, opts ...Option) (*Client, error) {
 	if cfg.log == nil {
 		cfg.log = slog.Default()
 	}
-	zctx, err := inproc.NewContext(endpoint)
+	if endpoint == "" {
+		return nil, fmt.Errorf("%w: empty broker endpoint", ErrInvalidOption)
+	}
+	endpoints := append([]string{endpoint}, cfg.brokers...)
+	if len(endpoints) > MaxBrokers {
+		return nil, fmt.Errorf("%w: %d brokers, at most %d", ErrInvalidOption, len(endpoints), MaxBrokers)
+	}
+	for i, ep := range endpoints {
+		if slices.Contains(endpoints[:i], ep) {
+			return nil, fmt.Errorf("%w: broker %q listed twice", ErrInvalidOption, ep)
+		}
+	}
+	ctxs, err := contexts(endpoints)
 	if err != nil {
 		return nil, fmt.Errorf("client: %w", err)
 	}
+	log := cfg.log
+	if len(endpoints) == 1 {
+		log = log.With("endpoint", endpoint)
+	}
 	c := &Client{
 		endpoint:  endpoint,
+		endpoints: endpoints,
 		cfg:       cfg,
-		log:       cfg.log.With("endpoint", endpoint),
-		zctx:      zctx,
+		log:       log,
+		zctx:      ctxs[0],
+		zctxs:     uniqueContexts(ctxs),
 		ctrl:      make(chan ctrlMsg, maxBatch),
+		links:     make(map[string]*link, len(endpoints)),
 		closing:   make(chan struct{}),
 		done:      make(chan struct{}),
 		pipelines: make(map[*Pipeline]struct{}),
 	}
-	c.conn = newConn(zctx, endpoint, 10000, cfg.security, true)
 	o := &owner{c: c, waiting: make(map[string][]*call)}
-	o.link = newLink(o, c.conn)
-	if err := c.conn.open(); err != nil {
-		zctx.Term()
-		return nil, fmt.Errorf("client: %w", err)
+	for i, ep := range endpoints {
+		lg := log
+		if len(endpoints) > 1 {
+			lg = log.With("endpoint", ep)
+		}
+		l := newLink(o, newConn(ctxs[i], ep, 10000, cfg.security, true), i, lg)
+		o.links = append(o.links, l)
+		c.links[ep] = l
+		if err := l.conn.open(); err != nil {
+			o.abort()
+			return nil, fmt.Errorf("client: %s: %w", ep, err)
+		}
+	}
+	if len(o.links) == 1 {
+		c.conn = o.links[0].conn
+	} else if o.preparePoller(); c.poller.Load() == nil {
+		o.abort()
+		return nil, fmt.Errorf("client: cannot poll %d sockets", len(o.links))
 	}
 	go o.run()
 	return c, nil
+}
+
+// abort undoes a Connect that failed before the owner started.
+func (o *owner) abort() {
+	for _, l := range o.links {
+		l.conn.close()
+	}
+	for _, zc := range o.c.zctxs {
+		zc.Term()
+	}
+}
+
+// contexts returns the transport context of each broker: an inproc://
+// broker's own, and one shared by the others.
+func contexts(endpoints []string) ([]transport.Context, error) {
+	out := make([]transport.Context, len(endpoints))
+	var shared transport.Context
+	for i, ep := range endpoints {
+		var err error
+		switch {
+		case inproc.IsEndpoint(ep):
+			out[i], err = inproc.Context(ep)
+		case shared != nil:
+			out[i] = shared
+		default:
+			shared, err = transport.NewContext()
+			out[i] = shared
+		}
+		if err != nil {
+			for _, zc := range uniqueContexts(out[:i]) {
+				zc.Term()
+			}
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// uniqueContexts lists each context once.
+func uniqueContexts(ctxs []transport.Context) []transport.Context {
+	var out []transport.Context
+	for _, zc := range ctxs {
+		if zc != nil && !slices.Contains(out, zc) {
+			out = append(out, zc)
+		}
+	}
+	return out
+}
+
+// Brokers returns the endpoints of the client's brokers: the one given to
+// Connect, then those of WithBrokers.
+func (c *Client) Brokers() []string { return slices.Clone(c.endpoints) }
+
+// wake interrupts the owner goroutine's wait, so that it looks at ctrl.
+func (c *Client) wake() {
+	if c.conn != nil {
+		c.conn.wake()
+	} else if p := c.poller.Load(); p != nil {
+		p.Wake()
+	}
 }
 
 // Close stops the client and every Pipeline opened from it. Calls in
@@ -152,10 +256,14 @@ func (c *Client) Close() error {
 			p.Close()
 		}
 		close(c.closing)
-		c.conn.wake()
+		c.wake()
 		<-c.done
 		// Every socket is closed now, so Term does not block.
-		c.closeErr = c.zctx.Term()
+		var errs []error
+		for _, zc := range c.zctxs {
+			errs = append(errs, zc.Term())
+		}
+		c.closeErr = errors.Join(errs...)
 	})
 	return c.closeErr
 }
@@ -207,7 +315,12 @@ func (c *Client) Close() error {
 // its error (a deadline also matches ErrTimeout); the reply, if it comes
 // later, is discarded.
 func (c *Client) Request(ctx context.Context, service string, body ...[]byte) ([][]byte, error) {
-	cl, err := c.start(ctx, service, body, false)
+	return c.request(ctx, service, body, nil)
+}
+
+// request runs one call to completion (Request and RequestAt).
+func (c *Client) request(ctx context.Context, service string, body [][]byte, pin *link) ([][]byte, error) {
+	cl, err := c.start(ctx, service, body, false, pin)
 	if err != nil {
 		return nil, err
 	}
@@ -238,7 +351,7 @@ func (c *Client) Request(ctx context.Context, service string, body ...[]byte) ([
 // already delivered.
 func (c *Client) Stream(ctx context.Context, service string, body ...[]byte) iter.Seq2[[][]byte, error] {
 	return func(yield func([][]byte, error) bool) {
-		cl, err := c.start(ctx, service, body, true)
+		cl, err := c.start(ctx, service, body, true, nil)
 		if err != nil {
 			yield(nil, err)
 			return
@@ -266,14 +379,14 @@ func (c *Client) Stream(ctx context.Context, service string, body ...[]byte) ite
 }
 
 // start validates a call and hands it to the owner goroutine.
-func (c *Client) start(ctx context.Context, service string, body [][]byte, stream bool) (*call, error) {
+func (c *Client) start(ctx context.Context, service string, body [][]byte, stream bool, pin *link) (*call, error) {
 	if service == "" {
 		return nil, ErrEmptyService
 	}
 	if ctx.Err() != nil {
 		return nil, ctxError(ctx, service)
 	}
-	cl := &call{service: service, body: copyBody(body), stream: stream}
+	cl := &call{service: service, body: copyBody(body), stream: stream, pin: pin, retries: c.cfg.retries}
 	cl.box.init()
 	select {
 	case <-c.closing: // Checked first: select picks at random among ready cases.
@@ -282,7 +395,7 @@ func (c *Client) start(ctx context.Context, service string, body [][]byte, strea
 	}
 	select {
 	case c.ctrl <- ctrlMsg{ctrlStart, cl}:
-		c.conn.wake()
+		c.wake()
 		return cl, nil
 	case <-ctx.Done():
 		return nil, ctxError(ctx, service)
@@ -316,7 +429,7 @@ func (c *Client) wait(ctx context.Context, cl *call) (event, error) {
 func (c *Client) cancel(cl *call) {
 	select {
 	case c.ctrl <- ctrlMsg{ctrlCancel, cl}:
-		c.conn.wake()
+		c.wake()
 	case <-c.closing:
 	}
 }

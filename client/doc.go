@@ -19,6 +19,21 @@
 // twice; MDP assumes workers are idempotent. See Client.Request for the
 // details and their cost.
 //
+// # Several brokers
+//
+// WithBrokers gives a Client further brokers beside Connect's. It keeps a
+// socket to each and sends each request to the next broker in turn among
+// those up and connected. The retry loop above stays the only one, with
+// "resend on a new socket" become "move to another broker": a broker whose
+// connection is lost, or that leaves the question unanswered, is taken out
+// of use and its requests move to another, each move using one retry; a
+// broker that says "404" is passed over without using one, and
+// ErrNoWorkers comes only when no broker that is up has a worker. mmi.*
+// requests are answered by the broker that gets them: ServiceExists says
+// whether that broker has a worker; ServiceByBroker asks each, and
+// RequestAt sends to one named broker without ever moving. A Pipeline uses
+// the first broker only.
+//
 // # Correlation and ordering
 //
 // An MDP reply names its service but not its request. A Client therefore

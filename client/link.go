@@ -2,20 +2,39 @@ package client
 
 import (
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/majordomo-go/majordomo/mdp"
 )
 
+// maxDownShift caps the doubling of a link's pause after repeated failures:
+// a broker that keeps failing is tried again at least every 16 timeouts.
+const maxDownShift = 4
+
 // link is one broker connection and the calls on the wire through it: the
-// unit of retry. When a link's broker stops answering, the link replaces its
-// socket and resends its own calls, and only those: a client with several
-// brokers (issue 13) will hold one link per broker, each recovering on its
-// own, while the owner's per-service queues decide which link gets the next
-// call. A link belongs to the owner goroutine.
+// unit of retry. With one broker, when the broker stops answering the link
+// replaces its socket and resends its own calls (Lazy Pirate). With several
+// (WithBrokers), the link is marked down and its calls move to the other
+// brokers (evacuate), each move using one of the call's retries, so the
+// retry budget is the same; the owner's per-service queues decide which link
+// gets the next call. A link belongs to the owner goroutine.
 type link struct {
-	o    *owner
-	conn *conn
+	o        *owner
+	conn     *conn
+	idx      int    // Position in owner.links.
+	bit      uint64 // 1 << idx, for call.avoid.
+	endpoint string
+	log      *slog.Logger
+
+	// down marks a broker that failed: calls go to other brokers until it
+	// is connected again and downUntil has passed. fails counts failures
+	// since its last answer, doubling the pause.
+	down      bool
+	downUntil time.Time
+	fails     int
+	seenDrops uint64 // conn.drops when the owner last looked.
+
 	// inflight holds the one call per service that is on the wire through
 	// this link, questions included (under MMIWorkers or MMIService). MDP
 	// replies name the service but not the request, so one per service is
@@ -45,9 +64,105 @@ type link struct {
 	late map[string]int
 }
 
-func newLink(o *owner, c *conn) *link {
-	return &link{o: o, conn: c, inflight: make(map[string]*call), tainted: make(map[string]bool),
-		late: make(map[string]int)}
+func newLink(o *owner, c *conn, idx int, log *slog.Logger) *link {
+	return &link{o: o, conn: c, idx: idx, bit: 1 << idx, endpoint: c.endpoint, log: log,
+		inflight: make(map[string]*call), tainted: make(map[string]bool), late: make(map[string]int)}
+}
+
+// connected reports whether the link's socket has a live connection.
+func (l *link) connected() bool { return l.conn.sock != nil && l.conn.sock.Connections() > 0 }
+
+// rank orders links for cl (see owner.pick): lower is better, negative is
+// unusable.
+func (l *link) rank(cl *call) int {
+	r := 0
+	switch {
+	case l.conn.sock == nil:
+		return -1
+	case l.down:
+		r = 2
+	case !l.connected():
+		r = 1
+	}
+	if cl.avoid&l.bit != 0 {
+		r += 3
+	}
+	return r
+}
+
+// hasSent reports whether a call was sent through the current socket.
+func (l *link) hasSent() bool {
+	for _, cl := range l.inflight {
+		if cl.sent {
+			return true
+		}
+	}
+	return false
+}
+
+// markDown takes the link out of use for pause, and until it is connected.
+func (l *link) markDown(pause time.Duration) {
+	if !l.down {
+		l.log.Warn("broker marked down; requests go to the other brokers", "pause", pause)
+	}
+	l.down = true
+	l.downUntil = l.o.now.Add(pause)
+}
+
+// failPause is how long a broker that did not answer stays out of use:
+// the timeout, doubled for each failure since its last answer.
+func (l *link) failPause() time.Duration {
+	l.fails++
+	return l.o.c.cfg.timeout << min(l.fails-1, maxDownShift)
+}
+
+// evacuate gives up on the link's broker (several brokers only): the link
+// is marked down for pause, gets a new socket (so no late reply of what it
+// sent can be taken for a later one) and its calls move to other brokers.
+// A call that was sent uses one retry for the move, or fails with
+// ErrTimeout when none is left; a stream that already delivered PARTIALs
+// fails with ErrInterrupted, since a resend would repeat them.
+func (l *link) evacuate(why string, pause time.Duration) {
+	l.markDown(pause)
+	var calls []*call
+	for svc, cl := range l.inflight {
+		if cl.target == nil {
+			calls = append(calls, cl)
+		}
+		delete(l.inflight, svc)
+	}
+	clear(l.probes)
+	l.probes = l.probes[:0]
+	clear(l.tainted)
+	clear(l.late)
+	if err := l.conn.open(); err != nil {
+		l.log.Error("cannot reopen socket", "error", err.Error())
+	}
+	l.seenDrops = l.conn.pollDrops()
+	services := make([]string, 0, len(calls))
+	for _, cl := range calls {
+		cl.probe = nil
+		cl.link = nil
+		services = append(services, cl.service)
+		switch {
+		case cl.progressed:
+			cl.box.put(event{err: fmt.Errorf("%w: service %q: broker %s lost", ErrInterrupted, cl.service, l.endpoint)})
+		case cl.sent && cl.retries == 0:
+			cl.box.put(event{err: l.unreachable(cl, why)})
+		default:
+			if cl.sent {
+				cl.retries--
+				l.log.Warn("broker not answering; moving the request to another broker", "service", cl.service,
+					"reason", why, "retries_left", cl.retries)
+			}
+			cl.avoid |= l.bit
+			cl.sent = false
+			l.o.requeue(cl)
+		}
+	}
+	for _, svc := range services {
+		l.o.next(svc)
+	}
 }
 
 // busy reports whether a new call to service must wait for the link's slot.
@@ -80,7 +195,7 @@ func isMMI(service string) bool { return len(service) >= 4 && service[:4] == "mm
 // mmi.service question if WithServiceCheck asks for it, else the request.
 func (l *link) launch(cl *call) {
 	if l.tainted[cl.service] {
-		l.o.c.log.Debug("late reply still possible; replacing socket", "service", cl.service)
+		l.log.Debug("late reply still possible; replacing socket", "service", cl.service)
 		l.reconnect()
 	}
 	msg := mdp.Message{Version: l.o.c.cfg.version, Role: mdp.RoleClient, Command: mdp.Request,
@@ -92,8 +207,9 @@ func (l *link) launch(cl *call) {
 		return
 	}
 	cl.frames = frames
-	cl.retries = l.o.c.cfg.retries
 	cl.link = l
+	cl.sent = false
+	cl.probe = nil
 	l.inflight[cl.service] = cl
 	if l.o.c.cfg.checkFirst && !isMMI(cl.service) {
 		cl.phase = phaseCheck
@@ -112,7 +228,7 @@ func (l *link) transmit(cl *call) {
 	if err := l.conn.send(cl.frames); err != nil {
 		// The socket is broken: the attempt times out and the link finds
 		// out then.
-		l.o.c.log.Warn("send failed", "service", cl.service, "error", err.Error())
+		l.log.Warn("send failed", "service", cl.service, "error", err.Error())
 	}
 }
 
@@ -242,11 +358,19 @@ func (l *link) timedOut(cl *call) {
 	case cl.progressed:
 		l.fail(cl, fmt.Errorf("%w: service %q: stream silent for %v", ErrTimeout, cl.service, cfg.timeout))
 	case isMMI(cl.service):
-		l.resend(cl, "no answer to an mmi request")
+		l.resendOrMove(cl, "no answer to an mmi request")
 	case l.conn.pollDrops() != cl.drops:
 		// The connection it went out on ended: the broker that had it,
 		// restarted or not, cannot send its reply to us.
+		if l.o.multi() {
+			l.evacuate("connection to the broker lost", 0)
+			return
+		}
 		l.resend(cl, "connection to the broker lost")
+	case l.o.multi() && !l.connected():
+		// Never connected, or not again: asking would only wait another
+		// timeout for an answer that cannot come.
+		l.evacuate("no connection to the broker", l.failPause())
 	default:
 		cl.phase = phaseProbe
 		l.ask(cl)
@@ -258,6 +382,13 @@ func (l *link) timedOut(cl *call) {
 func (l *link) unanswered(p *call) {
 	t := p.target
 	why := "no answer to " + p.service
+	if l.o.multi() {
+		if t.probe == p {
+			t.probe = nil
+		}
+		l.evacuate(why, l.failPause())
+		return
+	}
 	if t.probe == p {
 		t.probe = nil
 		if t.retries == 0 {
@@ -291,8 +422,18 @@ func (l *link) resend(cl *call, why string) {
 	l.fail(cl, l.unreachable(cl, why))
 }
 
+// resendOrMove is resend with one broker; with several, the link's calls
+// move to another broker.
+func (l *link) resendOrMove(cl *call, why string) {
+	if l.o.multi() {
+		l.evacuate(why, l.failPause())
+		return
+	}
+	l.resend(cl, why)
+}
+
 func (l *link) logResend(cl *call, why string) {
-	l.o.c.log.Warn("broker not answering; resending on a new socket", "service", cl.service,
+	l.log.Warn("broker not answering; resending on a new socket", "service", cl.service,
 		"reason", why, "timeout", l.o.c.cfg.timeout, "retries_left", cl.retries)
 }
 
@@ -316,7 +457,7 @@ func (l *link) answered(p *call, rep [][]byte) {
 		n, err := parseWorkers(rep)
 		if err != nil {
 			// Not this project's broker: ask the standard way.
-			l.o.c.log.Debug("mmi.workers not usable; asking mmi.service from now on", "error", err.Error())
+			l.log.Debug("mmi.workers not usable; asking mmi.service from now on", "error", err.Error())
 			l.plainMMI = true
 			l.ask(t)
 			return
@@ -351,7 +492,22 @@ func (l *link) answered(p *call, rep [][]byte) {
 	}
 }
 
+// noWorkers handles a broker's "no worker for the service". With several
+// brokers the call moves to one it has not tried that is up, using no
+// retry; the request sent, if any, stays queued at this broker (at most
+// that one copy; see Client). Only when no such broker is left does the
+// call fail with ErrNoWorkers.
 func (l *link) noWorkers(t *call) {
+	if t.pin == nil && l.o.untried(t, l) {
+		l.log.Debug("no workers at this broker; trying another", "service", t.service)
+		t.avoid |= l.bit
+		t.probe = nil
+		l.abandoned(t)
+		delete(l.inflight, t.service)
+		l.o.requeue(t)
+		l.free(t.service)
+		return
+	}
 	l.fail(t, fmt.Errorf("%w for service %q%s", ErrNoWorkers, t.service, l.o.c.cfg.noWorkersHint()))
 }
 
@@ -372,7 +528,7 @@ func (l *link) lost(t *call) {
 		return
 	}
 	t.retries--
-	l.o.c.log.Warn("request dropped by the broker; resending", "service", t.service, "retries_left", t.retries)
+	l.log.Warn("request dropped by the broker; resending", "service", t.service, "retries_left", t.retries)
 	l.transmit(t)
 }
 
@@ -382,7 +538,7 @@ func (l *link) lost(t *call) {
 // them, so it fails with ErrInterrupted.
 func (l *link) reconnect() {
 	if err := l.conn.open(); err != nil {
-		l.o.c.log.Error("cannot reopen socket", "error", err.Error())
+		l.log.Error("cannot reopen socket", "error", err.Error())
 	}
 	clear(l.tainted)
 	clear(l.late)
@@ -424,13 +580,14 @@ func (l *link) reconnect() {
 func (l *link) receive(frames [][]byte) {
 	m, err := mdp.DecodeFromBroker(frames)
 	if err != nil || m.Role != mdp.RoleClient || m.Version != l.o.c.cfg.version {
-		l.o.c.log.Debug("ignoring malformed message from broker", "error", errString(err))
+		l.log.Debug("ignoring malformed message from broker", "error", errString(err))
 		return
 	}
+	l.fails = 0 // The broker answers.
 	svc := string(m.Service)
 	if l.late[svc] > 0 && m.Command == mdp.Final {
 		l.late[svc]--
-		l.o.c.log.Debug("discarding late reply", "service", svc)
+		l.log.Debug("discarding late reply", "service", svc)
 		return
 	}
 	cl := l.inflight[svc]
@@ -438,7 +595,7 @@ func (l *link) receive(frames [][]byte) {
 		if m.Command == mdp.Final && l.tainted[svc] {
 			delete(l.tainted, svc)
 		}
-		l.o.c.log.Debug("discarding late reply", "service", svc)
+		l.log.Debug("discarding late reply", "service", svc)
 		return
 	}
 	if cl.target != nil {

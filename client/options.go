@@ -38,6 +38,8 @@ type config struct {
 	checkFirst bool
 	// security is CURVE or PLAIN for every socket (WithCurve, WithPlain).
 	security *transport.Security
+	// brokers are the brokers beyond Connect's (WithBrokers).
+	brokers []string
 }
 
 func defaultConfig() config {
@@ -80,6 +82,28 @@ func WithRetries(n int) Option {
 			return fmt.Errorf("%w: retries %d must not be negative", ErrInvalidOption, n)
 		}
 		c.retries = n
+		return nil
+	}
+}
+
+// MaxBrokers is the most brokers one Client talks to.
+const MaxBrokers = 64
+
+// WithBrokers adds brokers to the one given to Connect. The client keeps a
+// socket to each, spreads requests over those that answer, and moves a
+// request (and the ones after it) to another broker when its broker stops
+// answering; see the package documentation, "Several brokers". Endpoints
+// must be distinct and non-empty, at most MaxBrokers in all. Security
+// options apply to every broker, so brokers reached with CURVE must share
+// one server key.
+func WithBrokers(endpoints ...string) Option {
+	return func(c *config) error {
+		for _, ep := range endpoints {
+			if ep == "" {
+				return fmt.Errorf("%w: empty broker endpoint", ErrInvalidOption)
+			}
+		}
+		c.brokers = append(c.brokers, endpoints...)
 		return nil
 	}
 }

@@ -35,6 +35,7 @@ type config struct {
 	busyLiveness    bool
 	log             *slog.Logger
 	security        *transport.Security // WithCurve, WithPlain; nil: none.
+	brokers         []string            // WithBrokers: brokers beyond New's.
 }
 
 func defaultConfig() config {
@@ -118,13 +119,32 @@ func WithBusyLiveness(check bool) Option {
 // WithConcurrency sets how many requests the worker serves at once. Each
 // unit of concurrency is a separate socket registered with the broker as a
 // separate worker (MDP lets a worker hold one request at a time), so one
-// slow request does not hold up the others.
+// slow request does not hold up the others. With several brokers
+// (WithBrokers) each broker gets n sockets, and n stays the limit for all
+// of them together.
 func WithConcurrency(n int) Option {
 	return func(c *config) error {
 		if n < 1 {
 			return fmt.Errorf("%w: concurrency %d must be at least 1", ErrInvalidOption, n)
 		}
 		c.concurrency = n
+		return nil
+	}
+}
+
+// WithBrokers adds brokers to the one given to New: the worker registers
+// its service with every one of them, each through sockets of its own (see
+// the package documentation, "Several brokers"). Endpoints must be
+// distinct and non-empty. Security options apply to every broker, so
+// brokers reached with CURVE must share one server key.
+func WithBrokers(endpoints ...string) Option {
+	return func(c *config) error {
+		for _, ep := range endpoints {
+			if ep == "" {
+				return fmt.Errorf("%w: empty broker endpoint", ErrInvalidOption)
+			}
+		}
+		c.brokers = append(c.brokers, endpoints...)
 		return nil
 	}
 }

@@ -69,33 +69,44 @@ const (
 	endSocket                      // The socket failed.
 )
 
-// session is one socket registered as one worker, owned by one goroutine.
+// session is one socket registered as one worker with one broker, owned by
+// one goroutine. Sessions of different brokers share nothing but the
+// worker's slots and counters, so a broker that dies or restarts affects
+// only its own sessions.
 type session struct {
-	w    *Worker
-	zctx transport.Context
-	log  *slog.Logger
-	base context.Context // Run's context without its cancellation: the parent of job contexts.
+	w        *Worker
+	zctx     transport.Context
+	endpoint string
+	log      *slog.Logger
+	base     context.Context // Run's context without its cancellation: the parent of job contexts.
 
 	sock     transport.Socket
 	cur      atomic.Pointer[sockRef] // sock, for wake from other goroutines.
 	outq     []outMsg
 	job      *job
-	backlog  []*Request // REQUESTs received while busy.
+	backlog  []*Request // REQUESTs received while busy or waiting for a slot.
 	lastSent time.Time
 	lastRecv time.Time
 	healthy  bool // Heard a command other than DISCONNECT on this socket.
 	backoff  time.Duration
 	timer    *time.Timer
+
+	// granted and queued are the session's place in the worker's slots;
+	// slots.mu guards them.
+	granted, queued bool
 }
 
-func newSession(w *Worker, zctx transport.Context, i int) *session {
+func newSession(w *Worker, zctx transport.Context, endpoint string, i int) *session {
 	log := w.log
+	if len(w.endpoints) > 1 {
+		log = log.With("endpoint", endpoint)
+	}
 	if w.cfg.concurrency > 1 {
 		log = log.With("socket", i)
 	}
 	t := time.NewTimer(time.Hour)
 	t.Stop()
-	return &session{w: w, zctx: zctx, log: log, timer: t}
+	return &session{w: w, zctx: zctx, endpoint: endpoint, log: log, timer: t}
 }
 
 type sockRef struct{ s transport.Socket }
@@ -151,7 +162,7 @@ func (s *session) connect() error {
 	if err != nil {
 		return err
 	}
-	if err := sock.Connect(s.w.endpoint); err != nil {
+	if err := sock.Connect(s.endpoint); err != nil {
 		sock.Close()
 		return err
 	}
@@ -185,6 +196,9 @@ func (s *session) serve(ctx context.Context) endReason {
 		if ctx.Err() != nil {
 			return endShutdown
 		}
+		if s.job == nil && len(s.backlog) > 0 && s.w.slots.acquire(s) {
+			s.startNext()
+		}
 		if err := s.flush(); err != nil {
 			s.log.Error("send failed", "error", err.Error())
 			return endSocket
@@ -193,7 +207,7 @@ func (s *session) serve(ctx context.Context) endReason {
 		// 7/MDP "Heartbeating": a peer "MUST consider the other peer
 		// 'disconnected' if no heartbeat arrives within some multiple of
 		// that interval".
-		if s.job != nil && !s.w.cfg.busyLiveness {
+		if (s.job != nil || len(s.backlog) > 0) && !s.w.cfg.busyLiveness {
 			s.lastRecv = now // See WithBusyLiveness.
 		}
 		if now.Sub(s.lastRecv) >= dead {
@@ -207,7 +221,8 @@ func (s *session) serve(ctx context.Context) endReason {
 			s.send(s.msg(mdp.Heartbeat, nil, nil), nil, nil)
 		}
 		// Sleep until a message, the next heartbeat or expiry, a wake
-		// from a cancelled Run, or (below) the handler's next result.
+		// from a cancelled Run or from a slot handed over, or (below)
+		// the handler's next result.
 		wait := min(s.lastSent.Add(hb).Sub(now), s.lastRecv.Add(dead).Sub(now))
 		if len(s.outq) > 0 {
 			wait = min(wait, retrySlice)
@@ -278,12 +293,20 @@ func (s *session) readAll() (endReason, bool) {
 		if m.Command == mdp.Request {
 			s.w.stats.requests.Add(1)
 			req := &Request{Service: s.w.service, Body: m.Body, Version: m.Version, Client: m.Client}
-			if s.job == nil {
-				s.start(req)
-			} else {
+			switch {
+			case s.job != nil || len(s.backlog) > 0:
 				// A broker should not do this (a worker holds one
 				// request at a time); serve it next rather than lose it.
 				s.log.Warn("broker sent a request while one is being served; queued",
+					"client", hex.EncodeToString(m.Client))
+				s.backlog = append(s.backlog, req)
+			case s.w.slots.acquire(s):
+				s.start(req)
+			default:
+				// Every slot is taken by sessions of other brokers: the
+				// request waits here, this worker busy as far as its
+				// broker knows, until release hands this session a slot.
+				s.log.Debug("concurrency limit reached; request waits for a slot",
 					"client", hex.EncodeToString(m.Client))
 				s.backlog = append(s.backlog, req)
 			}
@@ -292,7 +315,22 @@ func (s *session) readAll() (endReason, bool) {
 	return 0, false
 }
 
-// start runs the handler for req on a new goroutine.
+// startNext starts the oldest backlogged request; the session holds a slot.
+func (s *session) startNext() {
+	req := s.backlog[0]
+	s.backlog[0] = nil
+	s.backlog = s.backlog[1:]
+	s.start(req)
+}
+
+// endJob forgets the current job and returns its slot.
+func (s *session) endJob() {
+	s.job = nil
+	s.w.slots.release()
+}
+
+// start runs the handler for req on a new goroutine; the session holds a
+// slot for it.
 func (s *session) start(req *Request) {
 	ctx, cancel := context.WithCancelCause(s.base)
 	j := &job{req: req, ctx: ctx, cancel: cancel,
@@ -329,7 +367,7 @@ func (s *session) invoke(j *job) {
 // because the request got no reply.
 func (s *session) complete(out outcome) bool {
 	j := s.job
-	s.job = nil
+	s.endJob()
 	j.cancel(ErrRequestDone)
 	client := hex.EncodeToString(j.req.Client)
 	switch {
@@ -347,11 +385,8 @@ func (s *session) complete(out outcome) bool {
 		s.log.Warn("handler failed; sending its error reply", "client", client, "error", out.err.Error())
 	}
 	s.send(s.msg(mdp.Final, j.req.Client, out.body), nil, &s.w.stats.replies)
-	if len(s.backlog) > 0 {
-		req := s.backlog[0]
-		s.backlog[0] = nil
-		s.backlog = s.backlog[1:]
-		s.start(req)
+	if len(s.backlog) > 0 && s.w.slots.acquire(s) {
+		s.startNext()
 	}
 	return false
 }
@@ -441,7 +476,7 @@ func (s *session) drop(ctx context.Context, why endReason) {
 		if !ok && ctx.Err() != nil {
 			out, ok = s.await(j, nil, s.w.cfg.shutdownTimeout)
 		}
-		s.job = nil
+		s.endJob()
 		s.lostJob(j, out, ok)
 	}
 	s.dropBacklog()
@@ -459,7 +494,7 @@ func (s *session) shutdown() {
 			s.job = j // complete() takes it off again.
 			s.complete(out)
 		} else {
-			s.job = nil
+			s.endJob()
 			s.lostJob(j, out, ok)
 		}
 	}
@@ -515,9 +550,10 @@ func (s *session) lostJob(j *job, out outcome, returned bool) {
 	}
 }
 
-// dropBacklog forgets queued requests: the broker owns them again once this
-// connection is gone.
+// dropBacklog forgets queued requests, and the session's place in the queue
+// for a slot: the broker owns them again once this connection is gone.
 func (s *session) dropBacklog() {
+	s.w.slots.cancel(s)
 	if n := len(s.backlog); n > 0 {
 		s.w.stats.lost.Add(uint64(n))
 		s.log.Warn("queued requests dropped with the connection", "count", n)

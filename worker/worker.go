@@ -40,6 +40,19 @@
 // the request no longer knows this worker). The socket waits for the
 // handler to return before registering again, so that the concurrency limit
 // holds: handlers should honour their context.
+//
+// # Several brokers
+//
+// WithBrokers makes one worker serve its service through several brokers
+// (the ZeroMQ Guide's chapter 4 topologies without a single broker to lose):
+// it registers with each broker separately, WithConcurrency sockets per
+// broker, each with its own heartbeats, reconnects and backoff, so a broker
+// that dies or restarts affects only its own sockets. The handler
+// concurrency is the worker's, not the broker's: with concurrency N no more
+// than N handlers run at once in total. A request that a broker hands over
+// while N handlers already run (on behalf of other brokers) waits inside the
+// worker for the first free slot, first come first served; its broker sees
+// the worker busy meanwhile, and heartbeats go on both ways.
 package worker
 
 import (
@@ -47,11 +60,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 
 	"github.com/majordomo-go/majordomo/internal/inproc"
+	"github.com/majordomo-go/majordomo/internal/transport"
 	"github.com/majordomo-go/majordomo/mdp"
 )
 
@@ -171,21 +186,22 @@ type counters struct {
 // Worker serves one service with a Handler. Create it with New and start it
 // with Run.
 type Worker struct {
-	endpoint string
-	service  string
-	handler  Handler
-	cfg      config
-	log      *slog.Logger
-	stats    counters
+	endpoints []string // The broker given to New first, then WithBrokers'.
+	slots     *slots   // Handler concurrency, shared by every session.
+	service   string
+	handler   Handler
+	cfg       config
+	log       *slog.Logger
+	stats     counters
 
 	mu      sync.Mutex
 	running bool
 }
 
 // New creates a worker that will register service with the broker at
-// endpoint. It does not connect until Run. An inproc:// endpoint must be
-// one a broker in this process is bound to (broker.Config.Internal) by the
-// time Run is called.
+// endpoint, and with every broker WithBrokers adds. It does not connect
+// until Run. An inproc:// endpoint must be one a broker in this process is
+// bound to (broker.Config.Internal) by the time Run is called.
 func New(endpoint, service string, h Handler, opts ...Option) (*Worker, error) {
 	switch {
 	case service == "":
@@ -208,12 +224,25 @@ func New(endpoint, service string, h Handler, opts ...Option) (*Worker, error) {
 	if cfg.log == nil {
 		cfg.log = slog.Default()
 	}
+	endpoints := append([]string{endpoint}, cfg.brokers...)
+	seen := make(map[string]bool, len(endpoints))
+	for _, ep := range endpoints {
+		if seen[ep] {
+			return nil, fmt.Errorf("%w: broker %q listed twice", ErrInvalidOption, ep)
+		}
+		seen[ep] = true
+	}
+	log := cfg.log.With("service", service)
+	if len(endpoints) == 1 {
+		log = log.With("endpoint", endpoint)
+	}
 	return &Worker{
-		endpoint: endpoint,
-		service:  service,
-		handler:  h,
-		cfg:      cfg,
-		log:      cfg.log.With("service", service, "endpoint", endpoint),
+		endpoints: endpoints,
+		slots:     newSlots(cfg.concurrency),
+		service:   service,
+		handler:   h,
+		cfg:       cfg,
+		log:       log,
 	}, nil
 }
 
@@ -235,25 +264,76 @@ func (w *Worker) Run(ctx context.Context) error {
 		w.mu.Unlock()
 	}()
 
-	zctx, err := inproc.NewContext(w.endpoint)
+	ctxs, err := w.contexts()
 	if err != nil {
 		return fmt.Errorf("worker: %w", err)
 	}
-	w.log.Info("worker starting", "protocol", w.cfg.version.String(),
-		"concurrency", w.cfg.concurrency, "heartbeat", w.cfg.heartbeat, "liveness", w.cfg.liveness)
+	attrs := []any{"protocol", w.cfg.version.String(),
+		"concurrency", w.cfg.concurrency, "heartbeat", w.cfg.heartbeat, "liveness", w.cfg.liveness}
+	if len(w.endpoints) > 1 {
+		attrs = append(attrs, "brokers", w.endpoints)
+	}
+	w.log.Info("worker starting", attrs...)
 	var wg sync.WaitGroup
-	for i := range w.cfg.concurrency {
-		s := newSession(w, zctx, i)
-		wg.Go(func() { s.run(ctx) })
+	for b, ep := range w.endpoints {
+		for i := range w.cfg.concurrency {
+			s := newSession(w, ctxs[b], ep, i)
+			wg.Go(func() { s.run(ctx) })
+		}
 	}
 	wg.Wait()
 	// Every socket is closed; Term waits only for their linger.
-	if err := zctx.Term(); err != nil {
+	var errs []error
+	for _, zc := range uniqueContexts(ctxs) {
+		errs = append(errs, zc.Term())
+	}
+	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("worker: %w", err)
 	}
 	w.log.Info("worker stopped")
 	return nil
 }
+
+// contexts returns the transport context of each broker: an inproc://
+// broker's own, and one shared by the others.
+func (w *Worker) contexts() ([]transport.Context, error) {
+	out := make([]transport.Context, len(w.endpoints))
+	var shared transport.Context
+	for i, ep := range w.endpoints {
+		var err error
+		switch {
+		case inproc.IsEndpoint(ep):
+			out[i], err = inproc.Context(ep)
+		case shared != nil:
+			out[i] = shared
+		default:
+			shared, err = transport.NewContext()
+			out[i] = shared
+		}
+		if err != nil {
+			for _, zc := range uniqueContexts(out[:i]) {
+				zc.Term()
+			}
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// uniqueContexts lists each context once.
+func uniqueContexts(ctxs []transport.Context) []transport.Context {
+	var out []transport.Context
+	for _, zc := range ctxs {
+		if zc != nil && !slices.Contains(out, zc) {
+			out = append(out, zc)
+		}
+	}
+	return out
+}
+
+// Brokers returns the endpoints of the brokers the worker serves: the one
+// given to New, then those of WithBrokers.
+func (w *Worker) Brokers() []string { return slices.Clone(w.endpoints) }
 
 // Stats returns the worker's counters.
 func (w *Worker) Stats() Stats {

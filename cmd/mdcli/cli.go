@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 
@@ -49,7 +50,10 @@ Exit status: 0 success, 1 broker unreachable or other error, 2 usage,
 Run "mdcli COMMAND --help" for a command's flags and exit statuses.
 `
 
-const globalFlagsUsage = `  -b ENDPOINT                  broker endpoint (default $MDP_BROKER, else ` + defaultEndpoint + `)
+const globalFlagsUsage = `  -b ENDPOINT[,ENDPOINT...]    broker endpoint, or several separated by commas
+                               (default $MDP_BROKER, else ` + defaultEndpoint + `): requests
+                               are spread over them and move to another broker when
+                               one stops answering; serve registers with each
   -v                           log debug messages to standard error
   --timeout D                  time to wait for a reply per attempt, e.g. 500ms, 5s
                                (default 2.5s); then the broker is asked about the service
@@ -244,5 +248,28 @@ func (c *cli) connect(f *clientFlags, opts ...client.Option) (*client.Client, er
 	}
 	opts = append([]client.Option{client.WithVersion(v), client.WithTimeout(c.timeout),
 		client.WithRetries(c.retries), client.WithLogger(c.logger())}, opts...)
-	return client.Connect(c.endpoint, append(opts, sec...)...)
+	eps, err := c.brokers()
+	if err != nil {
+		return nil, err
+	}
+	opts = append(opts, client.WithBrokers(eps[1:]...))
+	return client.Connect(eps[0], append(opts, sec...)...)
+}
+
+// brokers splits the -b (or MDP_BROKER) list: endpoints separated by
+// commas, as in "tcp://a:5555,tcp://b:5555".
+func (c *cli) brokers() ([]string, error) {
+	parts := strings.Split(c.endpoint, ",")
+	eps := make([]string, 0, len(parts))
+	for _, p := range parts {
+		p = strings.TrimSpace(p)
+		if p == "" {
+			return nil, fmt.Errorf("-b %q: empty endpoint in the list", c.endpoint)
+		}
+		if slices.Contains(eps, p) {
+			return nil, fmt.Errorf("-b %q: %s listed twice", c.endpoint, p)
+		}
+		eps = append(eps, p)
+	}
+	return eps, nil
 }

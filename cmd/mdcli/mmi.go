@@ -14,8 +14,13 @@ Ask the broker whether NAME has at least one worker (8/MMI mmi.service) and
 print its answer code: 200 (yes), 404 (no), or 501 (the broker does not
 implement MMI).
 
+With several brokers (-b A,B) every broker is asked and one line per broker
+is printed, "ENDPOINT CODE" (CODE "-" when it gave no answer, the error on
+standard error): mmi.service answers for the broker asked only.
+
 Exit status: 0 for 200, 3 for 404 (no workers), 1 otherwise (501, broker
-unreachable, error).
+unreachable, error). With several brokers: 0 if any said 200, 3 if every
+one said 404, else 1.
 
 Flags:
 ` + clientFlagsUsage
@@ -23,7 +28,8 @@ Flags:
 const servicesUsage = `Usage: mdcli services [flags]
 
 List the services that have at least one worker, one per line
-(mmi.services, an extension of this project's broker).
+(mmi.services, an extension of this project's broker). With several
+brokers (-b A,B) the list is that of the one broker that answered.
 
 Flags:
 ` + clientFlagsUsage
@@ -33,7 +39,9 @@ const workersUsage = `Usage: mdcli workers [flags] NAME
 Print the idle worker, busy worker and queued request counts of NAME as
 "idle=N busy=N queued=N" (mmi.workers, an extension of this project's
 broker). Exit status 3 if the broker does not know NAME (no workers and
-nothing queued), 1 if it is unreachable or on another error.
+nothing queued), 1 if it is unreachable or on another error. With several
+brokers (-b A,B) the counts are those of the one broker that answered; ask
+each with -b ENDPOINT for the others.
 
 Flags:
 ` + clientFlagsUsage
@@ -66,6 +74,9 @@ func (c *cli) service(ctx context.Context, args []string) int {
 		return code
 	}
 	defer cl.Close()
+	if len(cl.Brokers()) > 1 {
+		return c.serviceEverywhere(ctx, cl, args[0])
+	}
 	// The raw request, so that any code the broker sends is printed.
 	rep, err := cl.Request(ctx, client.MMIService, []byte(args[0]))
 	if err != nil {
@@ -79,6 +90,32 @@ func (c *cli) service(ctx context.Context, args []string) int {
 	case "200":
 		return exitOK
 	case "404":
+		return exitNoWorkers
+	}
+	return exitFail
+}
+
+// serviceEverywhere asks every broker about name and prints one line each.
+func (c *cli) serviceEverywhere(ctx context.Context, cl *client.Client, name string) int {
+	const cmd = "mdcli service"
+	any200, all404 := false, true
+	for _, a := range cl.ServiceByBroker(ctx, name) {
+		switch {
+		case a.Err != nil:
+			all404 = false
+			fmt.Fprintf(c.stdout, "%s -\n", a.Broker)
+			c.fail(cmd, fmt.Errorf("%s: %w", a.Broker, a.Err))
+		case a.Exists:
+			any200, all404 = true, false
+			fmt.Fprintf(c.stdout, "%s 200\n", a.Broker)
+		default:
+			fmt.Fprintf(c.stdout, "%s 404\n", a.Broker)
+		}
+	}
+	switch {
+	case any200:
+		return exitOK
+	case all404:
 		return exitNoWorkers
 	}
 	return exitFail

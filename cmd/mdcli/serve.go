@@ -32,6 +32,12 @@ logged and the reply is an error reply of three frames:
   3. the last 4 KiB of COMMAND's standard error
 "mdcli call" prints it as three lines and still exits 0: a reply came.
 
+With several brokers (-b A,B or MDP_BROKER=A,B) mdcli registers with each
+of them, N workers per broker with --concurrency N, and still runs at most N
+commands at once in total: a request that arrives while N run waits for the
+first to finish. A broker that dies or restarts affects only its own
+registrations.
+
 Example: mdcli serve echo -- cat
 
 Flags:
@@ -89,7 +95,12 @@ func (c *cli) serve(ctx context.Context, args []string) int {
 	if err != nil {
 		return c.fail(cmd, err)
 	}
-	w, err := worker.New(c.endpoint, service, h, append([]worker.Option{worker.WithVersion(v), worker.WithConcurrency(*concurrency),
+	eps, err := c.brokers()
+	if err != nil {
+		return c.usageError(cmd, err.Error())
+	}
+	w, err := worker.New(eps[0], service, h, append([]worker.Option{worker.WithBrokers(eps[1:]...),
+		worker.WithVersion(v), worker.WithConcurrency(*concurrency),
 		worker.WithHeartbeat(*heartbeat), worker.WithLiveness(*liveness),
 		worker.WithBusyLiveness(*busyLiveness), worker.WithLogger(log)}, sec...)...)
 	if err != nil {
