@@ -301,7 +301,8 @@ func writeNew(path string, mode os.FileMode, data []byte) error {
 	}
 	// The umask may have taken bits away, never added any; Chmod makes the
 	// public file readable whatever the umask.
-	if err := f.Chmod(mode); err == nil {
+	err = f.Chmod(mode)
+	if err == nil {
 		_, err = f.Write(data)
 	}
 	if cerr := f.Close(); err == nil {

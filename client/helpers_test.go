@@ -17,7 +17,6 @@ var (
 	connect     = testutil.Connect
 	waitService = testutil.WaitService
 	versions    = testutil.Versions
-	frames      = testutil.Frames
 	strs        = testutil.Strs
 )
 

@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"os"
 	"runtime"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -281,22 +280,4 @@ func waitStatus(t *testing.T, b *broker.Broker, what string, cond func(broker.St
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-}
-
-func service(st broker.Status, name string) *broker.ServiceStatus {
-	for i := range st.Services {
-		if st.Services[i].Name == name {
-			return &st.Services[i]
-		}
-	}
-	return nil
-}
-
-func hasPrefixLine(text, prefix string) bool {
-	for _, line := range strings.Split(text, "\n") {
-		if strings.HasPrefix(line, prefix) {
-			return true
-		}
-	}
-	return false
 }

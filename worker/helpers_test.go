@@ -18,7 +18,6 @@ var (
 	waitService = testutil.WaitService
 	versions    = testutil.Versions
 	frames      = testutil.Frames
-	strs        = testutil.Strs
 )
 
 // testBroker wraps testutil.Broker with the names these tests use.

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 )
 
 // Record is one schedule as a Store keeps it.
@@ -88,7 +89,7 @@ func OpenBolt(path string) (*Bolt, error) {
 	}
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
 	if err != nil {
-		if errors.Is(err, bolt.ErrTimeout) {
+		if errors.Is(err, bolterrors.ErrTimeout) {
 			return nil, fmt.Errorf("schedule store %s: in use by another process", path)
 		}
 		return nil, fmt.Errorf("schedule store %s: %w", path, err)

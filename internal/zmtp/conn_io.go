@@ -261,8 +261,7 @@ func (c *conn) armTTL(ttl time.Duration) {
 		t.Reset(ttl)
 		return
 	}
-	var t *time.Timer
-	t = time.AfterFunc(ttl, func() {
+	t := time.AfterFunc(ttl, func() {
 		idle := time.Since(time.Unix(0, c.lastRecv.Load()))
 		if idle >= ttl {
 			c.close()
