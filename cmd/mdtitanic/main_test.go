@@ -66,7 +66,7 @@ func checkLeaks() error {
 
 // testHeartbeat is short so that tests run quickly, but not so short that
 // a loaded machine running the race detector misses heartbeats.
-const testHeartbeat = 100 * time.Millisecond
+const testHeartbeat = 250 * time.Millisecond
 
 func startBroker(t *testing.T) string {
 	t.Helper()
