@@ -172,12 +172,24 @@ func (c *conn) handshake() error {
 		return err
 	}
 	c.buf = make([]byte, minReadBuf)
-	// Read the signature first so that a non-ZMTP peer is dropped early.
-	if err := c.fill(10); err != nil {
+	// Judge the peer as soon as its octets allow (37/ZMTP "Version
+	// Negotiation"): a first octet other than 0xFF is ZMTP 1.0 or not ZMTP,
+	// and a 2.0 peer sends 11 octets and waits. Neither is served, and
+	// neither would complete a greeting before the deadline.
+	if err := c.fill(1); err != nil {
+		return err
+	}
+	if c.buf[c.r] != 0xFF {
+		return wire.ErrSignature
+	}
+	if err := c.fill(11); err != nil {
 		return err
 	}
 	if !wire.SignatureOK(c.buf[c.r:c.w]) {
 		return wire.ErrSignature
+	}
+	if c.buf[c.r+10] < 3 {
+		return wire.ErrVersion
 	}
 	if err := c.fill(wire.GreetingSize); err != nil {
 		return err
