@@ -64,6 +64,9 @@ type Socket struct {
 type counters struct {
 	accepted, active, refusedConn, handshakeFailed, authRefused atomic.Int64
 	protocolErrors, tooLarge, dropped, disconnected             atomic.Int64
+	// open counts accepted connections not yet ended, handshaking or not:
+	// what MaxConnections caps.
+	open atomic.Int64
 }
 
 // Stats are a socket's counters.
