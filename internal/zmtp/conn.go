@@ -95,6 +95,8 @@ func (c *conn) run() bool {
 	if err := c.handshake(); err != nil {
 		if errors.Is(err, mech.ErrRefused) {
 			c.s.stats.authRefused.Add(1)
+		} else if errors.Is(err, mech.ErrPeerError) {
+			c.s.stats.peerRefused.Add(1)
 		} else {
 			c.s.stats.handshakeFailed.Add(1)
 		}
@@ -204,9 +206,10 @@ func (c *conn) handshake() error {
 	if pg.Mechanism != mechName {
 		return fmt.Errorf("zmtp: peer mechanism %q, ours %q", pg.Mechanism, mechName)
 	}
-	if mechName != mech.Null && pg.AsServer == asServer {
-		return fmt.Errorf("zmtp: both peers claim the same %s role", mechName)
-	}
+	// The peer's as-server octet is not checked: libzmq 4.3 sends 0 even
+	// from a PLAIN or CURVE server (and ignores the octet itself), so a
+	// check would refuse every libzmq server. Two peers of the same role
+	// fail in the mechanism's handshake instead.
 	c.minor = 1
 	if pg.Major == 3 && pg.Minor == 0 {
 		c.minor = 0
