@@ -260,12 +260,15 @@ func (c *conn) fill(n int) error {
 		c.w -= c.r
 		c.r = 0
 	}
-	if n > len(c.buf) {
-		nb := make([]byte, n)
-		copy(nb, c.buf[:c.w])
-		c.buf = nb
-	}
 	for c.w < n {
+		if c.w == len(c.buf) {
+			// Grow as the octets arrive, not to the size a header claims:
+			// a peer in its handshake must send a megabyte to make us hold
+			// one.
+			nb := make([]byte, min(max(2*len(c.buf), minReadBuf), n))
+			copy(nb, c.buf[:c.w])
+			c.buf = nb
+		}
 		k, err := c.nc.Read(c.buf[c.w:])
 		c.w += k
 		if err != nil && c.w < n {
