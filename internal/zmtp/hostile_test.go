@@ -313,3 +313,29 @@ func TestPingFloodFromPeerThatNeverReads(t *testing.T) {
 		t.Errorf("%d B of PONGs queued for a peer that does not read", queued)
 	}
 }
+
+// Peers in their handshake that announce a command of nearly the 1 MiB
+// handshake limit and send nothing more must not make the engine allocate
+// that megabyte each before the deadline.
+func TestHandshakeCommandHeaderAllocatesNothing(t *testing.T) {
+	const n = 100
+	r := newSock(t, NewContext(), Router, Options{HandshakeTimeout: 300 * time.Millisecond})
+	ep := bind(t, r, "tcp://127.0.0.1:*")
+	hdr := binary.BigEndian.AppendUint64(append(rawGreeting(1), wire.FlagCommand|wire.FlagLong), 1<<20-100)
+	hdr = append(hdr, 5, 'R', 'E', 'A', 'D', 'Y')
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for i := 0; i < n; i++ {
+		nc := dialRaw(t, ep)
+		if _, err := nc.Write(hdr); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "every handshake timed out", func() bool { return r.Stats().HandshakeFailed == n })
+	runtime.ReadMemStats(&after)
+	grew := after.TotalAlloc - before.TotalAlloc
+	t.Logf("%d peers announcing a %d B READY: %d B allocated in all", n, 1<<20-100, grew)
+	if grew > n<<17 {
+		t.Errorf("%d B allocated for %d peers that sent %d B each", grew, n, len(hdr))
+	}
+}
