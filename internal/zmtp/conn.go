@@ -95,6 +95,8 @@ func (c *conn) run() bool {
 	if err := c.handshake(); err != nil {
 		if errors.Is(err, mech.ErrRefused) {
 			c.s.stats.authRefused.Add(1)
+		} else if errors.Is(err, mech.ErrPeerError) {
+			c.s.stats.peerRefused.Add(1)
 		} else {
 			c.s.stats.handshakeFailed.Add(1)
 		}
@@ -172,13 +174,26 @@ func (c *conn) handshake() error {
 		return err
 	}
 	c.buf = make([]byte, minReadBuf)
-	// Read the signature first so that a non-ZMTP peer is dropped early.
-	if err := c.fill(10); err != nil {
+	// Judge the peer as soon as its octets allow (37/ZMTP "Version
+	// Negotiation"): a first octet other than 0xFF is ZMTP 1.0 or not ZMTP,
+	// and a 2.0 peer sends 11 octets and waits. Neither is served, and
+	// neither would complete a greeting before the deadline.
+	if err := c.fill(1); err != nil {
+		c.greetingClosed(err)
+		return err
+	}
+	if c.buf[c.r] != 0xFF {
+		return wire.ErrSignature
+	}
+	if err := c.fill(11); err != nil {
 		c.greetingClosed(err)
 		return err
 	}
 	if !wire.SignatureOK(c.buf[c.r:c.w]) {
 		return wire.ErrSignature
+	}
+	if c.buf[c.r+10] < 3 {
+		return wire.ErrVersion
 	}
 	if err := c.fill(wire.GreetingSize); err != nil {
 		c.greetingClosed(err)
@@ -197,9 +212,10 @@ func (c *conn) handshake() error {
 		}
 		return fmt.Errorf("zmtp: peer mechanism %q, ours %q", pg.Mechanism, mechName)
 	}
-	if mechName != mech.Null && pg.AsServer == asServer {
-		return fmt.Errorf("zmtp: both peers claim the same %s role", mechName)
-	}
+	// The peer's as-server octet is not checked: libzmq 4.3 sends 0 even
+	// from a PLAIN or CURVE server (and ignores the octet itself), so a
+	// check would refuse every libzmq server. Two peers of the same role
+	// fail in the mechanism's handshake instead.
 	c.minor = 1
 	if pg.Major == 3 && pg.Minor == 0 {
 		c.minor = 0
@@ -260,12 +276,15 @@ func (c *conn) fill(n int) error {
 		c.w -= c.r
 		c.r = 0
 	}
-	if n > len(c.buf) {
-		nb := make([]byte, n)
-		copy(nb, c.buf[:c.w])
-		c.buf = nb
-	}
 	for c.w < n {
+		if c.w == len(c.buf) {
+			// Grow as the octets arrive, not to the size a header claims:
+			// a peer in its handshake must send a megabyte to make us hold
+			// one.
+			nb := make([]byte, min(max(2*len(c.buf), minReadBuf), n))
+			copy(nb, c.buf[:c.w])
+			c.buf = nb
+		}
 		k, err := c.nc.Read(c.buf[c.w:])
 		c.w += k
 		if err != nil && c.w < n {

@@ -304,7 +304,10 @@ func (c *conn) heartbeat() {
 // makes sure the writer sends it.
 func (c *conn) queueCommand(app func([]byte) []byte) {
 	c.mu.Lock()
-	if c.dead {
+	// With output already waiting behind a write in progress, the peer
+	// gets traffic as soon as it reads: one more PING or PONG adds nothing,
+	// and a peer that floods PINGs without reading must not grow out.
+	if c.dead || c.writing && len(c.out) > 0 {
 		c.mu.Unlock()
 		return
 	}

@@ -121,7 +121,10 @@ func (s *Socket) accept(ln net.Listener, sec Security) {
 		}
 		delay = 5 * time.Millisecond
 		s.stats.accepted.Add(1)
-		if s.stats.active.Load() >= int64(s.opts.MaxConnections) {
+		// Connections still in their handshake count: otherwise half-open
+		// peers would get round the cap until their deadline.
+		if s.stats.open.Add(1) > int64(s.opts.MaxConnections) {
+			s.stats.open.Add(-1)
 			if s.stats.refusedConn.Add(1) == 1 && s.log != nil {
 				s.log.Warn("connection limit reached: closing new connections", "limit", s.opts.MaxConnections,
 					"endpoint", ln.Addr().String())
@@ -133,7 +136,10 @@ func (s *Socket) accept(ln net.Listener, sec Security) {
 			tc.SetNoDelay(true)
 		}
 		c := newConn(s, nc, &pipe{}, sec)
-		go c.run()
+		go func() {
+			c.run()
+			s.stats.open.Add(-1)
+		}()
 	}
 }
 

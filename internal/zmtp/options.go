@@ -144,8 +144,9 @@ type Options struct {
 	// a PING (default 3 intervals); HeartbeatTTL is the TTL asked of the
 	// peer (default HeartbeatTimeout).
 	HeartbeatInterval, HeartbeatTimeout, HeartbeatTTL time.Duration
-	// MaxConnections caps the accepted connections of the socket (0: 65536);
-	// beyond it new connections are closed at once and counted.
+	// MaxConnections caps the accepted connections of the socket that are
+	// open, in their handshake or past it (0: 65536); beyond it new
+	// connections are closed at once and counted.
 	MaxConnections int
 	// Security, if not nil, is set before any Bind or Connect.
 	Security *Security

@@ -62,8 +62,11 @@ type Socket struct {
 
 // counters are the socket's statistics, updated by any goroutine.
 type counters struct {
-	accepted, active, refusedConn, handshakeFailed, authRefused atomic.Int64
-	protocolErrors, tooLarge, dropped, disconnected             atomic.Int64
+	accepted, active, refusedConn, handshakeFailed, authRefused  atomic.Int64
+	protocolErrors, tooLarge, dropped, disconnected, peerRefused atomic.Int64
+	// open counts accepted connections not yet ended, handshaking or not:
+	// what MaxConnections caps.
+	open atomic.Int64
 }
 
 // Stats are a socket's counters.
@@ -80,6 +83,10 @@ type Stats struct {
 	// handshake (garbage, timeout, wrong mechanism or socket type), and
 	// AuthRefused those the Authenticator refused.
 	HandshakeFailed, AuthRefused int64
+	// PeerRefused counts handshakes the peer ended with ERROR: its
+	// authentication refused us (the client's side of AuthRefused; libzmq
+	// sends ERROR during a handshake for nothing else).
+	PeerRefused int64
 	// ProtocolErrors counts connections closed for a malformed frame or
 	// command after the handshake; TooLarge those closed for a frame over
 	// MaxMsgSize.
@@ -96,7 +103,7 @@ func (s *Socket) Stats() Stats {
 	c := &s.stats
 	return Stats{
 		Accepted: c.accepted.Load(), Active: c.active.Load(), RefusedLimit: c.refusedConn.Load(),
-		HandshakeFailed: c.handshakeFailed.Load(), AuthRefused: c.authRefused.Load(),
+		HandshakeFailed: c.handshakeFailed.Load(), AuthRefused: c.authRefused.Load(), PeerRefused: c.peerRefused.Load(),
 		ProtocolErrors: c.protocolErrors.Load(), TooLarge: c.tooLarge.Load(), Dropped: c.dropped.Load(),
 		Disconnected: c.disconnected.Load(),
 	}
