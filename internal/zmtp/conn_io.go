@@ -118,21 +118,7 @@ func (c *conn) readLoop() (socketClosed bool, err error) {
 		if c.r == c.w {
 			c.r, c.w = 0, 0
 		}
-		// A frame too large for the buffer is read into its own
-		// allocation (its size was checked against MaxMsgSize).
-		if flags, size, hdr, _ := wire.ParseFrameHeader(c.buf[c.r:c.w], maxFrame); hdr > 0 && hdr+int(size) > maxReadBuf {
-			body := make([]byte, size)
-			have := copy(body, c.buf[c.r+hdr:c.w])
-			c.r, c.w = 0, 0
-			if _, err := io.ReadFull(c.nc, body[have:]); err != nil {
-				return false, err
-			}
-			c.lastRecv.Store(time.Now().UnixNano())
-			if err := handle(flags, body); err != nil {
-				return false, err
-			}
-			continue
-		}
+		// Hand over what is complete before anything that may block.
 		if len(batch) > 0 {
 			if !c.s.in.push(batch, ctl) {
 				return true, nil
@@ -140,10 +126,50 @@ func (c *conn) readLoop() (socketClosed bool, err error) {
 			clear(batch)
 			batch, ctl = batch[:0], 0
 		}
+		// A frame too large for the buffer is read into its own buffer,
+		// which grows as its octets arrive: a peer that announces a large
+		// frame (within MaxMsgSize) and sends little makes us hold little.
+		if flags, size, hdr, _ := wire.ParseFrameHeader(c.buf[c.r:c.w], maxFrame); hdr > 0 && hdr+int(size) > maxReadBuf {
+			body, err := c.readLarge(int(size), c.buf[c.r+hdr:c.w])
+			c.r, c.w = 0, 0
+			if err != nil {
+				return false, err
+			}
+			if err := handle(flags, body); err != nil {
+				return false, err
+			}
+			continue
+		}
 		if err := c.readMore(); err != nil {
 			return false, err
 		}
 	}
+}
+
+// readLarge reads a frame body of size octets, of which have are already
+// buffered, into a buffer that doubles as octets arrive (from 1 MiB).
+func (c *conn) readLarge(size int, have []byte) ([]byte, error) {
+	body := make([]byte, len(have), min(size, max(1<<20, len(have))))
+	copy(body, have)
+	for len(body) < size {
+		if len(body) == cap(body) {
+			nb := make([]byte, len(body), min(size, 2*cap(body)))
+			copy(nb, body)
+			body = nb
+		}
+		n, err := c.nc.Read(body[len(body):cap(body)])
+		body = body[:len(body)+n]
+		if n > 0 {
+			c.lastRecv.Store(time.Now().UnixNano())
+		}
+		if err != nil && len(body) < size {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, err
+		}
+	}
+	return body, nil
 }
 
 func btoi(b bool) int {

@@ -35,7 +35,7 @@ type item struct {
 type inbox struct {
 	mu      sync.Mutex
 	items   []item
-	msgs    int  // Messages in items (control items do not count).
+	msgs    int  // Items pushed by readers (pushCtl's do not count).
 	max     int  // Readers wait while msgs >= max (RecvHWM).
 	waiting int  // Readers waiting for room.
 	closed  bool // The socket is closed: readers stop.
@@ -55,12 +55,10 @@ func (in *inbox) init(max int, notify chan struct{}) {
 // reader stops reading and TCP flow control slows the peer). It returns
 // false once the socket is closed.
 func (in *inbox) push(batch []item, ctl int) bool {
-	n := 0
-	for i := range batch {
-		if batch[i].kind == itemMsg {
-			n++
-		}
-	}
+	// Every item counts toward the bound, subscriptions included, so that a
+	// peer cannot grow a PUB socket's inbox without limit while its owner
+	// does not look.
+	n := len(batch)
 	in.mu.Lock()
 	if in.closed {
 		in.mu.Unlock()
