@@ -38,7 +38,12 @@ type child struct {
 	lines chan string
 	n     atomicU64
 	res   chan string
-	exit  chan error
+	// done is closed when the child has exited, with its status in
+	// exitErr: stop may be called more than once (the clients' child is
+	// stopped by finish and again by a deferred stop), and each call must
+	// see the exit rather than wait out its timeout.
+	done    chan struct{}
+	exitErr error
 }
 
 type atomicU64 struct {
@@ -72,7 +77,7 @@ func spawn(name, cpus, bin string, args ...string) (*child, error) {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	c := &child{name: name, cmd: cmd, stdin: in, lines: make(chan string, 16),
-		res: make(chan string, 1), exit: make(chan error, 1)}
+		res: make(chan string, 1), done: make(chan struct{})}
 	go func() {
 		sc := bufio.NewScanner(out)
 		sc.Buffer(make([]byte, 64<<10), 64<<20)
@@ -92,7 +97,8 @@ func spawn(name, cpus, bin string, args ...string) (*child, error) {
 				}
 			}
 		}
-		c.exit <- cmd.Wait()
+		c.exitErr = cmd.Wait()
+		close(c.done)
 		close(c.lines)
 	}()
 	return c, nil
@@ -126,8 +132,8 @@ func (c *child) say(cmd string) { fmt.Fprintln(c.stdin, cmd) }
 func (c *child) stop(timeout time.Duration) error {
 	c.stdin.Close()
 	select {
-	case err := <-c.exit:
-		return err
+	case <-c.done:
+		return c.exitErr
 	case <-time.After(timeout):
 		c.cmd.Process.Kill()
 		return fmt.Errorf("%s did not exit in %v; killed", c.name, timeout)
