@@ -331,20 +331,15 @@ func (s *Socket) WaitReadable(timeout time.Duration) (bool, error) {
 	}
 }
 
-// block waits for the inbox's notification, Wake, or the timeout.
+// block waits for the inbox's notification, Wake, or the timeout
+// (negative: none).
 func (s *Socket) block(timeout time.Duration) error {
-	if timeout < 0 {
-		select {
-		case <-s.notify:
-			return nil
-		case <-s.wake:
-			return ErrInterrupted
-		case <-s.done:
-			return ErrClosed
-		}
+	var expired <-chan time.Time
+	if timeout >= 0 {
+		t := time.NewTimer(timeout)
+		defer t.Stop()
+		expired = t.C
 	}
-	t := time.NewTimer(timeout)
-	defer t.Stop()
 	select {
 	case <-s.notify:
 		return nil
@@ -352,7 +347,7 @@ func (s *Socket) block(timeout time.Duration) error {
 		return ErrInterrupted
 	case <-s.done:
 		return ErrClosed
-	case <-t.C:
+	case <-expired:
 		return errTimeout
 	}
 }
