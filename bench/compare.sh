@@ -93,6 +93,9 @@ cleanup() {
 	rm -rf "$TMP"
 }
 trap cleanup EXIT
+# Absolute: the Titanic cells run from the titanic/ folder.
+mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd)
 LOG=$OUT/run.log
 RESULTS=$OUT/results.jsonl
 : >"$RESULTS"
