@@ -4,15 +4,13 @@ import (
 	"container/heap"
 	"context"
 	"errors"
+	"log/slog"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/majordomo-go/majordomo/client"
-	"github.com/majordomo-go/majordomo/internal/inproc"
-	"github.com/majordomo-go/majordomo/internal/transport"
-	"github.com/majordomo-go/majordomo/mdp"
 )
 
 // How the dispatcher works.
@@ -225,6 +223,8 @@ type dispatcher struct {
 
 	jobs   chan job
 	probes chan string
+	// laneOpts configure every lane's client (see lane.attempt).
+	laneOpts []client.Option
 
 	inflightGauge atomic.Int64
 	pendingGauge  atomic.Int64
@@ -232,16 +232,35 @@ type dispatcher struct {
 
 func newDispatcher(srv *Server) *dispatcher {
 	shared, _ := srv.store.(SharedStore)
+	cfg := &srv.cfg
+	// The attempt's context, AttemptTimeout, ends every lane request; the
+	// client's own timeout, longer, never fires, so that the client does not
+	// ask mmi or resend on its own (the dispatcher's prober and backoff do
+	// that), and retries 0 stop it from resending on a lost connection.
+	laneOpts := append(clientOpts(cfg, srv.log),
+		client.WithTimeout(2*cfg.AttemptTimeout+time.Minute), client.WithRetries(0))
 	return &dispatcher{
 		srv:      srv,
 		shared:   shared,
-		cfg:      &srv.cfg,
+		cfg:      cfg,
 		wake:     make(chan struct{}, 1),
 		items:    make(map[ID]*item),
 		services: make(map[string]*service),
-		jobs:     make(chan job, srv.cfg.MaxInFlight),
+		jobs:     make(chan job, cfg.MaxInFlight),
 		probes:   make(chan string, 4096),
+		laneOpts: laneOpts,
 	}
+}
+
+// clientOpts are the options every client of the dispatcher shares: the
+// server's logger, and CURVE when configured (an inproc:// broker endpoint
+// ignores it: nothing crosses a process boundary).
+func clientOpts(cfg *Config, log *slog.Logger) []client.Option {
+	opts := []client.Option{client.WithLogger(log)}
+	if cfg.CurveCert != nil {
+		opts = append(opts, client.WithCurve(cfg.CurveServerKey, cfg.CurveCert))
+	}
+	return opts
 }
 
 // post hands an event to the run goroutine; it never blocks.
@@ -365,16 +384,10 @@ func backoff(n int, lo, hi time.Duration) time.Duration {
 // run is the dispatcher's goroutine. It returns when ctx ends and the
 // attempts in flight have finished (or the shutdown grace has passed).
 func (d *dispatcher) run(ctx context.Context) {
-	zctx, err := inproc.NewContext(d.cfg.Broker)
-	if err != nil {
-		d.srv.log.Error("dispatcher: cannot create ZeroMQ context; requests will not be dispatched", "error", err)
-		<-ctx.Done()
-		return
-	}
 	laneCtx, stopLanes := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	for i := range d.cfg.MaxInFlight {
-		l := &lane{d: d, zctx: zctx, n: i}
+		l := &lane{d: d, n: i}
 		wg.Go(func() { l.run(laneCtx) })
 	}
 	probeCtx, stopProbe := context.WithCancel(context.Background())
@@ -388,9 +401,6 @@ func (d *dispatcher) run(ctx context.Context) {
 		stopLanes()
 		stopProbe()
 		wg.Wait()
-		if err := zctx.Term(); err != nil {
-			d.srv.log.Warn("dispatcher: terminating ZeroMQ context", "error", err)
-		}
 	}()
 
 	tm := time.NewTimer(time.Hour)
@@ -639,10 +649,7 @@ func (d *dispatcher) dispatch() {
 
 // prober answers availability questions with mmi.service, one at a time.
 func (d *dispatcher) prober(ctx context.Context) {
-	opts := []client.Option{client.WithTimeout(d.cfg.ProbeTimeout), client.WithRetries(0), client.WithLogger(d.srv.log)}
-	if d.cfg.CurveCert != nil {
-		opts = append(opts, client.WithCurve(d.cfg.CurveServerKey, d.cfg.CurveCert))
-	}
+	opts := append(clientOpts(d.cfg, d.srv.log), client.WithTimeout(d.cfg.ProbeTimeout), client.WithRetries(0))
 	cl, err := client.Connect(d.cfg.Broker, opts...)
 	if err != nil {
 		d.srv.log.Error("dispatcher: cannot create MMI client; assuming every service has workers", "error", err)
@@ -673,22 +680,18 @@ func (d *dispatcher) prober(ctx context.Context) {
 	}
 }
 
-// lane is one DEALER socket with at most one request in flight.
+// lane is one client.Client, the client library's engine with its own
+// DEALER socket, with at most one request in flight: MDP replies name the
+// service, not the request, so one request per socket is what ties a reply
+// to its UUID. The client is made at the lane's first job, so that a
+// Titanic whose services have no workers holds no idle connections.
 type lane struct {
-	d    *dispatcher
-	zctx transport.Context
-	n    int
-	sock transport.Socket
-	cur  atomic.Pointer[transport.Socket]
+	d  *dispatcher
+	n  int
+	cl *client.Client
 }
 
 func (l *lane) run(ctx context.Context) {
-	stop := context.AfterFunc(ctx, func() {
-		if s := l.cur.Load(); s != nil {
-			(*s).Wake()
-		}
-	})
-	defer stop()
 	defer l.close()
 	for {
 		select {
@@ -701,29 +704,16 @@ func (l *lane) run(ctx context.Context) {
 	}
 }
 
-func (l *lane) open() error {
-	s, err := l.zctx.NewSocket(transport.Dealer, transport.Options{Linger: 0, Security: l.d.srv.sec})
-	if err != nil {
-		return err
-	}
-	if err := s.Connect(l.d.cfg.Broker); err != nil {
-		s.Close()
-		return err
-	}
-	l.sock = s
-	l.cur.Store(&s)
-	return nil
-}
-
 func (l *lane) close() {
-	if l.sock != nil {
-		l.cur.Store(nil)
-		l.sock.Close()
-		l.sock = nil
+	if l.cl != nil {
+		if err := l.cl.Close(); err != nil {
+			l.d.srv.log.Warn("dispatcher: closing a lane's client", "lane", l.n, "error", err)
+		}
+		l.cl = nil
 	}
 }
 
-// attempt sends one request and waits for its reply.
+// attempt sends one request and waits up to AttemptTimeout for its reply.
 func (l *lane) attempt(ctx context.Context, j job) ([][]byte, error) {
 	body := j.body
 	if body == nil {
@@ -736,58 +726,33 @@ func (l *lane) attempt(ctx context.Context, j job) ([][]byte, error) {
 		}
 		body = b
 	}
-	if l.sock == nil {
-		if err := l.open(); err != nil {
+	if l.cl == nil {
+		cl, err := client.Connect(l.d.cfg.Broker, l.d.laneOpts...)
+		if err != nil {
 			return nil, err
 		}
+		l.cl = cl
 	}
 	// 7/MDP client REQUEST: the body goes to the worker untouched, so
 	// Titanic needs nothing from workers (9/TSP "Titanic requires no
-	// modifications to workers").
-	frames, err := mdp.Encode(&mdp.Message{Version: mdp.V1, Role: mdp.RoleClient,
-		Command: mdp.Request, Service: []byte(j.service), Body: body})
-	if err != nil {
+	// modifications to workers"). The attempt's deadline ends the call
+	// before the client's own timeout (laneOpts), so the client neither
+	// asks mmi nor resends: the dispatcher decides what a timeout means.
+	// A call that ends unanswered leaves its service marked in the client,
+	// which replaces its socket before the next request to that service
+	// (Lazy Pirate, 7/MDP "MDP/Client"), so a late reply can never be
+	// taken for the next request's.
+	actx, cancel := context.WithTimeout(ctx, l.d.cfg.AttemptTimeout)
+	rep, err := l.cl.Request(actx, j.service, body...)
+	cancel()
+	switch {
+	case err == nil:
+		return rep, nil
+	case ctx.Err() != nil:
+		return nil, errAbandoned
+	case actx.Err() != nil:
+		return nil, errTimeout
+	default:
 		return nil, err
-	}
-	if err := l.sock.Send(frames, true); err != nil {
-		l.close()
-		return nil, err
-	}
-	deadline := time.Now().Add(l.d.cfg.AttemptTimeout)
-	for {
-		if ctx.Err() != nil {
-			l.close()
-			return nil, errAbandoned
-		}
-		left := time.Until(deadline)
-		if left <= 0 {
-			// Lazy Pirate: the late reply, if any, goes to a closed socket.
-			l.close()
-			return nil, errTimeout
-		}
-		ready, err := l.sock.WaitReadable(left)
-		if err != nil && !errors.Is(err, transport.ErrInterrupted) {
-			l.close()
-			return nil, err
-		}
-		if !ready {
-			continue
-		}
-		for {
-			in, _, err := l.sock.Recv(0, true)
-			if errors.Is(err, transport.ErrAgain) || errors.Is(err, transport.ErrInterrupted) {
-				break
-			}
-			if err != nil {
-				l.close()
-				return nil, err
-			}
-			m, err := mdp.DecodeFromBroker(in)
-			if err != nil || m.Role != mdp.RoleClient || m.Command != mdp.Final || string(m.Service) != j.service {
-				l.d.srv.log.Debug("lane: ignoring unexpected message from broker", "lane", l.n)
-				continue
-			}
-			return m.Body, nil
-		}
 	}
 }
