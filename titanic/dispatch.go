@@ -18,13 +18,15 @@ import (
 // Every stored request without a reply is an item, queued under its target
 // service. One goroutine (run) owns all dispatch state; the other
 // goroutines talk to it through an inbox (post). It hands items to lanes.
-// A lane is one DEALER socket to the broker, owned by one goroutine, with at
-// most one request in flight. MDP replies carry the service name but no
-// request id, so "one request per socket" is what makes every reply land on
-// the right UUID, whatever the service and whatever order workers answer
-// in; MaxInFlight lanes give that many requests in flight at once. A lane
-// that times out closes its socket and opens a new one (Lazy Pirate, 7/MDP
-// "MDP/Client"), so a late reply can never be taken for the next request.
+// A lane is one goroutine with one client.Client (the client library's
+// engine: one DEALER socket to the broker) and at most one request in
+// flight. MDP replies carry the service name but no request id, so "one
+// request per socket" is what makes every reply land on the right UUID,
+// whatever the service and whatever order workers answer in; MaxInFlight
+// lanes give that many requests in flight at once. After an attempt times
+// out, the lane's client replaces its socket before it sends to that
+// service again (Lazy Pirate, 7/MDP "MDP/Client"), so a late reply can
+// never be taken for the next request's.
 //
 // Before the first request to a service, and again after a timeout, the
 // dispatcher asks the broker whether the service has workers (8/MMI
