@@ -4,7 +4,6 @@ import (
 	"container/heap"
 	"context"
 	"errors"
-	"log/slog"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
@@ -17,16 +16,18 @@ import (
 //
 // Every stored request without a reply is an item, queued under its target
 // service. One goroutine (run) owns all dispatch state; the other
-// goroutines talk to it through an inbox (post). It hands items to lanes.
-// A lane is one goroutine with one client.Client (the client library's
-// engine: one DEALER socket to the broker) and at most one request in
-// flight. MDP replies carry the service name but no request id, so "one
-// request per socket" is what makes every reply land on the right UUID,
-// whatever the service and whatever order workers answer in; MaxInFlight
-// lanes give that many requests in flight at once. After an attempt times
-// out, the lane's client replaces its socket before it sends to that
-// service again (Lazy Pirate, 7/MDP "MDP/Client"), so a late reply can
-// never be taken for the next request's.
+// goroutines talk to it through an inbox (post). It hands items to lanes
+// (lane.go). A lane is one client.Client (the client library's engine: one
+// DEALER socket to the broker, owned by the client's goroutine) with at
+// most one request in flight. MDP replies carry the service name but no
+// request id, so "one request per socket" is what makes every reply land
+// on the right UUID, whatever the service and whatever order workers
+// answer in; MaxInFlight lanes give that many requests in flight at once.
+// Requests go out with client.Client.Go, whose answer comes back to run as
+// an event, so no goroutine waits on a reply. After an attempt times out,
+// the lane's client replaces its socket before it sends to that service
+// again (Lazy Pirate, 7/MDP "MDP/Client"), so a late reply can never be
+// taken for the next request's.
 //
 // Before the first request to a service, and again after a timeout, the
 // dispatcher asks the broker whether the service has workers (8/MMI
@@ -161,18 +162,19 @@ type event struct {
 	exists  bool
 	noMMI   bool
 
+	lane       *lane       // evResult: free again.
 	snap       chan<- []ID // evLeaseSnap.
 	held, kept []ID        // evRenewed.
 	claimed    []Claimed   // evClaimed.
 	validUntil time.Time   // evRenewed.
 }
 
-// job is what a lane gets: an item, with what the lane needs to send it.
+// job is an item handed to a lane, with what the lane needs to send it.
 type job struct {
 	it      *item
 	id      ID
 	service string
-	body    [][]byte // nil: the lane reads it from the store.
+	body    [][]byte // nil: read it from the store first.
 }
 
 // timer is an entry of the dispatcher's timer heap; entries whose seq no
@@ -225,8 +227,10 @@ type dispatcher struct {
 
 	jobs   chan job
 	probes chan string
-	// laneOpts configure every lane's client (see lane.attempt).
-	laneOpts []client.Option
+	// lanes are every lane made so far, idle those without a request;
+	// laneOpts configure their clients (see launch).
+	lanes, idle []*lane
+	laneOpts    []client.Option
 
 	inflightGauge atomic.Int64
 	pendingGauge  atomic.Int64
@@ -252,17 +256,6 @@ func newDispatcher(srv *Server) *dispatcher {
 		probes:   make(chan string, 4096),
 		laneOpts: laneOpts,
 	}
-}
-
-// clientOpts are the options every client of the dispatcher shares: the
-// server's logger, and CURVE when configured (an inproc:// broker endpoint
-// ignores it: nothing crosses a process boundary).
-func clientOpts(cfg *Config, log *slog.Logger) []client.Option {
-	opts := []client.Option{client.WithLogger(log)}
-	if cfg.CurveCert != nil {
-		opts = append(opts, client.WithCurve(cfg.CurveServerKey, cfg.CurveCert))
-	}
-	return opts
 }
 
 // post hands an event to the run goroutine; it never blocks.
@@ -388,10 +381,6 @@ func backoff(n int, lo, hi time.Duration) time.Duration {
 func (d *dispatcher) run(ctx context.Context) {
 	laneCtx, stopLanes := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	for i := range d.cfg.MaxInFlight {
-		l := &lane{d: d, n: i}
-		wg.Go(func() { l.run(laneCtx) })
-	}
 	probeCtx, stopProbe := context.WithCancel(context.Background())
 	wg.Go(func() { d.prober(probeCtx) })
 	if d.shared != nil {
@@ -403,6 +392,7 @@ func (d *dispatcher) run(ctx context.Context) {
 		stopLanes()
 		stopProbe()
 		wg.Wait()
+		d.closeLanes()
 	}()
 
 	tm := time.NewTimer(time.Hour)
@@ -416,6 +406,7 @@ func (d *dispatcher) run(ctx context.Context) {
 		d.fireTimers(now)
 		if !stopping && d.leased(now) {
 			d.dispatch()
+			d.launch(laneCtx, &wg)
 		}
 		d.inflightGauge.Store(int64(d.inflight))
 		d.pendingGauge.Store(int64(len(d.items)))
@@ -433,17 +424,8 @@ func (d *dispatcher) run(ctx context.Context) {
 		case <-done:
 			stopping, done = true, nil
 			graceEnd = time.After(d.cfg.ShutdownGrace)
-			// Jobs no lane has taken yet are not sent at all.
-		drain:
-			for {
-				select {
-				case j := <-d.jobs:
-					d.inflight--
-					j.it.svc.inflight--
-				default:
-					break drain
-				}
-			}
+			// No job waits in d.jobs: launch sends every job dispatch
+			// queues, and nothing is dispatched from now on.
 			if d.inflight > 0 {
 				d.srv.log.Info("dispatcher stopping; waiting for attempts in flight",
 					"in_flight", d.inflight, "grace", d.cfg.ShutdownGrace)
@@ -480,6 +462,9 @@ func (d *dispatcher) handle(ev *event) {
 	case evLeaseSnap, evRenewed, evClaimed:
 		d.handleLease(ev)
 	case evResult:
+		if ev.lane != nil {
+			d.idle = append(d.idle, ev.lane)
+		}
 		it := ev.item
 		d.inflight--
 		it.svc.inflight--
@@ -679,82 +664,5 @@ func (d *dispatcher) prober(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		}
-	}
-}
-
-// lane is one client.Client, the client library's engine with its own
-// DEALER socket, with at most one request in flight: MDP replies name the
-// service, not the request, so one request per socket is what ties a reply
-// to its UUID. The client is made at the lane's first job, so that a
-// Titanic whose services have no workers holds no idle connections.
-type lane struct {
-	d  *dispatcher
-	n  int
-	cl *client.Client
-}
-
-func (l *lane) run(ctx context.Context) {
-	defer l.close()
-	for {
-		select {
-		case j := <-l.d.jobs:
-			body, err := l.attempt(ctx, j)
-			l.d.post(event{kind: evResult, item: j.it, body: body, err: err})
-		case <-ctx.Done():
-			return
-		}
-	}
-}
-
-func (l *lane) close() {
-	if l.cl != nil {
-		if err := l.cl.Close(); err != nil {
-			l.d.srv.log.Warn("dispatcher: closing a lane's client", "lane", l.n, "error", err)
-		}
-		l.cl = nil
-	}
-}
-
-// attempt sends one request and waits up to AttemptTimeout for its reply.
-func (l *lane) attempt(ctx context.Context, j job) ([][]byte, error) {
-	body := j.body
-	if body == nil {
-		_, b, ok, err := l.d.srv.store.Request(j.id)
-		switch {
-		case err != nil:
-			return nil, err
-		case !ok:
-			return nil, errGone
-		}
-		body = b
-	}
-	if l.cl == nil {
-		cl, err := client.Connect(l.d.cfg.Broker, l.d.laneOpts...)
-		if err != nil {
-			return nil, err
-		}
-		l.cl = cl
-	}
-	// 7/MDP client REQUEST: the body goes to the worker untouched, so
-	// Titanic needs nothing from workers (9/TSP "Titanic requires no
-	// modifications to workers"). The attempt's deadline ends the call
-	// before the client's own timeout (laneOpts), so the client neither
-	// asks mmi nor resends: the dispatcher decides what a timeout means.
-	// A call that ends unanswered leaves its service marked in the client,
-	// which replaces its socket before the next request to that service
-	// (Lazy Pirate, 7/MDP "MDP/Client"), so a late reply can never be
-	// taken for the next request's.
-	actx, cancel := context.WithTimeout(ctx, l.d.cfg.AttemptTimeout)
-	rep, err := l.cl.Request(actx, j.service, body...)
-	cancel()
-	switch {
-	case err == nil:
-		return rep, nil
-	case ctx.Err() != nil:
-		return nil, errAbandoned
-	case actx.Err() != nil:
-		return nil, errTimeout
-	default:
-		return nil, err
 	}
 }
