@@ -258,6 +258,19 @@ func (c *Client) Close() error {
 		close(c.closing)
 		c.wake()
 		<-c.done
+		// Calls sent before closed was set that the owner never took:
+		// a Go call must still get its answer.
+	drain:
+		for {
+			select {
+			case m := <-c.ctrl:
+				if m.kind == ctrlStart {
+					m.call.box.put(event{err: ErrClosed})
+				}
+			default:
+				break drain
+			}
+		}
 		// Every socket is closed now, so Term does not block.
 		var errs []error
 		for _, zc := range c.zctxs {
@@ -468,11 +481,18 @@ type mailbox struct {
 	mu     sync.Mutex
 	items  []event
 	notify chan struct{} // Capacity 1: "something was put".
+	// fn, if set (Client.Go), takes every event instead of the queue; it
+	// runs on the owner goroutine.
+	fn func(event)
 }
 
 func (m *mailbox) init() { m.notify = make(chan struct{}, 1) }
 
 func (m *mailbox) put(ev event) {
+	if m.fn != nil {
+		m.fn(ev)
+		return
+	}
 	m.mu.Lock()
 	m.items = append(m.items, ev)
 	m.mu.Unlock()

@@ -10,23 +10,24 @@ import (
 	"time"
 
 	"github.com/majordomo-go/majordomo/client"
-	"github.com/majordomo-go/majordomo/internal/inproc"
-	"github.com/majordomo-go/majordomo/internal/transport"
-	"github.com/majordomo-go/majordomo/mdp"
 )
 
 // How the dispatcher works.
 //
 // Every stored request without a reply is an item, queued under its target
 // service. One goroutine (run) owns all dispatch state; the other
-// goroutines talk to it through an inbox (post). It hands items to lanes.
-// A lane is one DEALER socket to the broker, owned by one goroutine, with at
+// goroutines talk to it through an inbox (post). It hands items to lanes
+// (lane.go). A lane is one client.Client (the client library's engine: one
+// DEALER socket to the broker, owned by the client's goroutine) with at
 // most one request in flight. MDP replies carry the service name but no
-// request id, so "one request per socket" is what makes every reply land on
-// the right UUID, whatever the service and whatever order workers answer
-// in; MaxInFlight lanes give that many requests in flight at once. A lane
-// that times out closes its socket and opens a new one (Lazy Pirate, 7/MDP
-// "MDP/Client"), so a late reply can never be taken for the next request.
+// request id, so "one request per socket" is what makes every reply land
+// on the right UUID, whatever the service and whatever order workers
+// answer in; MaxInFlight lanes give that many requests in flight at once.
+// Requests go out with client.Client.Go, whose answer comes back to run as
+// an event, so no goroutine waits on a reply. After an attempt times out,
+// the lane's client replaces its socket before it sends to that service
+// again (Lazy Pirate, 7/MDP "MDP/Client"), so a late reply can never be
+// taken for the next request's.
 //
 // Before the first request to a service, and again after a timeout, the
 // dispatcher asks the broker whether the service has workers (8/MMI
@@ -161,18 +162,19 @@ type event struct {
 	exists  bool
 	noMMI   bool
 
+	lane       *lane       // evResult: free again.
 	snap       chan<- []ID // evLeaseSnap.
 	held, kept []ID        // evRenewed.
 	claimed    []Claimed   // evClaimed.
 	validUntil time.Time   // evRenewed.
 }
 
-// job is what a lane gets: an item, with what the lane needs to send it.
+// job is an item handed to a lane, with what the lane needs to send it.
 type job struct {
 	it      *item
 	id      ID
 	service string
-	body    [][]byte // nil: the lane reads it from the store.
+	body    [][]byte // nil: read it from the store first.
 }
 
 // timer is an entry of the dispatcher's timer heap; entries whose seq no
@@ -225,6 +227,10 @@ type dispatcher struct {
 
 	jobs   chan job
 	probes chan string
+	// lanes are every lane made so far, idle those without a request;
+	// laneOpts configure their clients (see launch).
+	lanes, idle []*lane
+	laneOpts    []client.Option
 
 	inflightGauge atomic.Int64
 	pendingGauge  atomic.Int64
@@ -232,15 +238,23 @@ type dispatcher struct {
 
 func newDispatcher(srv *Server) *dispatcher {
 	shared, _ := srv.store.(SharedStore)
+	cfg := &srv.cfg
+	// The attempt's context, AttemptTimeout, ends every lane request; the
+	// client's own timeout, longer, never fires, so that the client does not
+	// ask mmi or resend on its own (the dispatcher's prober and backoff do
+	// that), and retries 0 stop it from resending on a lost connection.
+	laneOpts := append(clientOpts(cfg, srv.log),
+		client.WithTimeout(2*cfg.AttemptTimeout+time.Minute), client.WithRetries(0))
 	return &dispatcher{
 		srv:      srv,
 		shared:   shared,
-		cfg:      &srv.cfg,
+		cfg:      cfg,
 		wake:     make(chan struct{}, 1),
 		items:    make(map[ID]*item),
 		services: make(map[string]*service),
-		jobs:     make(chan job, srv.cfg.MaxInFlight),
+		jobs:     make(chan job, cfg.MaxInFlight),
 		probes:   make(chan string, 4096),
+		laneOpts: laneOpts,
 	}
 }
 
@@ -365,18 +379,8 @@ func backoff(n int, lo, hi time.Duration) time.Duration {
 // run is the dispatcher's goroutine. It returns when ctx ends and the
 // attempts in flight have finished (or the shutdown grace has passed).
 func (d *dispatcher) run(ctx context.Context) {
-	zctx, err := inproc.NewContext(d.cfg.Broker)
-	if err != nil {
-		d.srv.log.Error("dispatcher: cannot create ZeroMQ context; requests will not be dispatched", "error", err)
-		<-ctx.Done()
-		return
-	}
 	laneCtx, stopLanes := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	for i := range d.cfg.MaxInFlight {
-		l := &lane{d: d, zctx: zctx, n: i}
-		wg.Go(func() { l.run(laneCtx) })
-	}
 	probeCtx, stopProbe := context.WithCancel(context.Background())
 	wg.Go(func() { d.prober(probeCtx) })
 	if d.shared != nil {
@@ -388,9 +392,7 @@ func (d *dispatcher) run(ctx context.Context) {
 		stopLanes()
 		stopProbe()
 		wg.Wait()
-		if err := zctx.Term(); err != nil {
-			d.srv.log.Warn("dispatcher: terminating ZeroMQ context", "error", err)
-		}
+		d.closeLanes()
 	}()
 
 	tm := time.NewTimer(time.Hour)
@@ -404,6 +406,7 @@ func (d *dispatcher) run(ctx context.Context) {
 		d.fireTimers(now)
 		if !stopping && d.leased(now) {
 			d.dispatch()
+			d.launch(laneCtx, &wg)
 		}
 		d.inflightGauge.Store(int64(d.inflight))
 		d.pendingGauge.Store(int64(len(d.items)))
@@ -421,17 +424,8 @@ func (d *dispatcher) run(ctx context.Context) {
 		case <-done:
 			stopping, done = true, nil
 			graceEnd = time.After(d.cfg.ShutdownGrace)
-			// Jobs no lane has taken yet are not sent at all.
-		drain:
-			for {
-				select {
-				case j := <-d.jobs:
-					d.inflight--
-					j.it.svc.inflight--
-				default:
-					break drain
-				}
-			}
+			// No job waits in d.jobs: launch sends every job dispatch
+			// queues, and nothing is dispatched from now on.
 			if d.inflight > 0 {
 				d.srv.log.Info("dispatcher stopping; waiting for attempts in flight",
 					"in_flight", d.inflight, "grace", d.cfg.ShutdownGrace)
@@ -468,6 +462,9 @@ func (d *dispatcher) handle(ev *event) {
 	case evLeaseSnap, evRenewed, evClaimed:
 		d.handleLease(ev)
 	case evResult:
+		if ev.lane != nil {
+			d.idle = append(d.idle, ev.lane)
+		}
 		it := ev.item
 		d.inflight--
 		it.svc.inflight--
@@ -639,10 +636,7 @@ func (d *dispatcher) dispatch() {
 
 // prober answers availability questions with mmi.service, one at a time.
 func (d *dispatcher) prober(ctx context.Context) {
-	opts := []client.Option{client.WithTimeout(d.cfg.ProbeTimeout), client.WithRetries(0), client.WithLogger(d.srv.log)}
-	if d.cfg.CurveCert != nil {
-		opts = append(opts, client.WithCurve(d.cfg.CurveServerKey, d.cfg.CurveCert))
-	}
+	opts := append(clientOpts(d.cfg, d.srv.log), client.WithTimeout(d.cfg.ProbeTimeout), client.WithRetries(0))
 	cl, err := client.Connect(d.cfg.Broker, opts...)
 	if err != nil {
 		d.srv.log.Error("dispatcher: cannot create MMI client; assuming every service has workers", "error", err)
@@ -669,125 +663,6 @@ func (d *dispatcher) prober(ctx context.Context) {
 			d.post(ev)
 		case <-ctx.Done():
 			return
-		}
-	}
-}
-
-// lane is one DEALER socket with at most one request in flight.
-type lane struct {
-	d    *dispatcher
-	zctx transport.Context
-	n    int
-	sock transport.Socket
-	cur  atomic.Pointer[transport.Socket]
-}
-
-func (l *lane) run(ctx context.Context) {
-	stop := context.AfterFunc(ctx, func() {
-		if s := l.cur.Load(); s != nil {
-			(*s).Wake()
-		}
-	})
-	defer stop()
-	defer l.close()
-	for {
-		select {
-		case j := <-l.d.jobs:
-			body, err := l.attempt(ctx, j)
-			l.d.post(event{kind: evResult, item: j.it, body: body, err: err})
-		case <-ctx.Done():
-			return
-		}
-	}
-}
-
-func (l *lane) open() error {
-	s, err := l.zctx.NewSocket(transport.Dealer, transport.Options{Linger: 0, Security: l.d.srv.sec})
-	if err != nil {
-		return err
-	}
-	if err := s.Connect(l.d.cfg.Broker); err != nil {
-		s.Close()
-		return err
-	}
-	l.sock = s
-	l.cur.Store(&s)
-	return nil
-}
-
-func (l *lane) close() {
-	if l.sock != nil {
-		l.cur.Store(nil)
-		l.sock.Close()
-		l.sock = nil
-	}
-}
-
-// attempt sends one request and waits for its reply.
-func (l *lane) attempt(ctx context.Context, j job) ([][]byte, error) {
-	body := j.body
-	if body == nil {
-		_, b, ok, err := l.d.srv.store.Request(j.id)
-		switch {
-		case err != nil:
-			return nil, err
-		case !ok:
-			return nil, errGone
-		}
-		body = b
-	}
-	if l.sock == nil {
-		if err := l.open(); err != nil {
-			return nil, err
-		}
-	}
-	// 7/MDP client REQUEST: the body goes to the worker untouched, so
-	// Titanic needs nothing from workers (9/TSP "Titanic requires no
-	// modifications to workers").
-	frames, err := mdp.Encode(&mdp.Message{Version: mdp.V1, Role: mdp.RoleClient,
-		Command: mdp.Request, Service: []byte(j.service), Body: body})
-	if err != nil {
-		return nil, err
-	}
-	if err := l.sock.Send(frames, true); err != nil {
-		l.close()
-		return nil, err
-	}
-	deadline := time.Now().Add(l.d.cfg.AttemptTimeout)
-	for {
-		if ctx.Err() != nil {
-			l.close()
-			return nil, errAbandoned
-		}
-		left := time.Until(deadline)
-		if left <= 0 {
-			// Lazy Pirate: the late reply, if any, goes to a closed socket.
-			l.close()
-			return nil, errTimeout
-		}
-		ready, err := l.sock.WaitReadable(left)
-		if err != nil && !errors.Is(err, transport.ErrInterrupted) {
-			l.close()
-			return nil, err
-		}
-		if !ready {
-			continue
-		}
-		for {
-			in, _, err := l.sock.Recv(0, true)
-			if errors.Is(err, transport.ErrAgain) || errors.Is(err, transport.ErrInterrupted) {
-				break
-			}
-			if err != nil {
-				l.close()
-				return nil, err
-			}
-			m, err := mdp.DecodeFromBroker(in)
-			if err != nil || m.Role != mdp.RoleClient || m.Command != mdp.Final || string(m.Service) != j.service {
-				l.d.srv.log.Debug("lane: ignoring unexpected message from broker", "lane", l.n)
-				continue
-			}
-			return m.Body, nil
 		}
 	}
 }

@@ -91,7 +91,8 @@
 // # Dispatch
 //
 // See dispatcher in dispatch.go: lanes with one request in flight each
-// (MDP replies carry no request id), MaxInFlight of them, round-robin over
+// (MDP replies carry no request id), each a client.Client sending with
+// Client.Go (lane.go), MaxInFlight of them, round-robin over
 // services, at most MaxInFlightPerService per service, 8/MMI mmi.service to
 // hold requests in Titanic while their service has no workers, and
 // exponential backoff with jitter between attempts.

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/majordomo-go/majordomo/auth"
-	"github.com/majordomo-go/majordomo/internal/transport"
 	"github.com/majordomo-go/majordomo/worker"
 )
 
@@ -280,7 +279,6 @@ type counters struct {
 type Server struct {
 	cfg    Config
 	log    *slog.Logger
-	sec    *transport.Security // CURVE client security, or nil.
 	store  Store
 	commit *committer
 	disp   *dispatcher
@@ -303,10 +301,10 @@ func New(cfg Config) (*Server, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	var sec *transport.Security
 	if cfg.CurveCert != nil {
-		var err error
-		if sec, err = auth.CurveClient(cfg.CurveServerKey, cfg.CurveCert, "titanic"); err != nil {
+		// Checked here, so that a bad certificate fails New, not every
+		// connection that Run makes.
+		if _, err := auth.CurveClient(cfg.CurveServerKey, cfg.CurveCert, "titanic"); err != nil {
 			return nil, fmt.Errorf("%w: curve-cert: %w", ErrConfig, err)
 		}
 	}
@@ -331,7 +329,7 @@ func New(cfg Config) (*Server, error) {
 		}
 		st = b
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger.With("component", "titanic"), sec: sec, store: st, finished: make(chan struct{})}
+	s := &Server{cfg: cfg, log: cfg.Logger.With("component", "titanic"), store: st, finished: make(chan struct{})}
 	s.errLog.every = 10 * time.Second
 	s.disp = newDispatcher(s)
 	n := 0
