@@ -17,7 +17,7 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/majordomo-go/majordomo/config"
+	"github.com/majordomo-go/majordomo/internal/config"
 )
 
 func main() {

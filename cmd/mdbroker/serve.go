@@ -15,7 +15,7 @@ import (
 
 	"github.com/majordomo-go/majordomo/auth"
 	"github.com/majordomo-go/majordomo/broker"
-	"github.com/majordomo-go/majordomo/config"
+	"github.com/majordomo-go/majordomo/internal/config"
 	"github.com/majordomo-go/majordomo/emqp"
 	"github.com/majordomo-go/majordomo/ops"
 	"github.com/majordomo-go/majordomo/titanic"
