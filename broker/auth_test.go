@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -380,11 +381,15 @@ func TestSecurityConfigErrors(t *testing.T) {
 	} {
 		cfg := fastConfig()
 		cfg.Security = sec
-		if b, err := New(cfg); err == nil {
+		b, err := New(cfg)
+		if err == nil {
 			b.Close()
 			t.Errorf("%s: accepted", name)
-		} else if !strings.Contains(err.Error(), "security") {
-			t.Errorf("%s: %v", name, err)
+			continue
+		}
+		var ce *ConfigError
+		if !errors.As(err, &ce) || !strings.HasPrefix(ce.Field, "Security") || !strings.Contains(err.Error(), "Security") {
+			t.Errorf("%s: %v; want a ConfigError naming a Security field", name, err)
 		}
 	}
 }

@@ -77,12 +77,12 @@ type App struct {
 
 	sec      *broker.Security // Nil without security.
 	b        *broker.Broker
-	e        *emqp.Server   // Nil unless the eMQP fronts are on.
+	e        *emqp.Server    // Nil unless the eMQP fronts are on.
 	tit      *titanic.Server // Nil unless Titanic is on.
 	http     *ops.Server     // Nil unless http is set.
 	httpAddr string          // Its address as bound.
 
-	titBroker string     // Titanic's way to the broker, for the log.
+	titBroker string // Titanic's way to the broker, for the log.
 	titOnce   sync.Once
 	titCancel context.CancelFunc // Set by startTitanic, before any stop.
 	titDone   chan struct{}
