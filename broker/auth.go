@@ -8,7 +8,6 @@ package broker
 import (
 	"errors"
 	"fmt"
-	"log/slog"
 	"strings"
 	"time"
 
@@ -68,20 +67,19 @@ func (s *Security) validate() error {
 	if s == nil {
 		return nil
 	}
-	bad := func(why string) error { return fmt.Errorf("%w: security: %s", ErrConfig, why) }
 	if err := s.server().Validate(); err != nil {
-		return bad(err.Error())
+		return &ConfigError{Field: "Security", Reason: err.Error()}
 	}
 	if len(s.PlainEndpoints) > 0 && (s.CurveCert == nil || !s.Authenticator.PlainEnabled()) {
-		return bad("PlainEndpoints need a CURVE certificate and a password file")
+		return &ConfigError{Field: "Security.PlainEndpoints", Reason: "need a CURVE certificate and a password file"}
 	}
 	for _, ep := range s.PlainEndpoints {
 		if !strings.HasPrefix(ep, "tcp://") && !strings.HasPrefix(ep, "ipc://") && !strings.HasPrefix(ep, "inproc://") {
-			return bad(fmt.Sprintf("plain endpoint %q must start with tcp://, ipc:// or inproc://", ep))
+			return &ConfigError{Field: "Security.PlainEndpoints", Value: ep, Reason: "must start with tcp://, ipc:// or inproc://"}
 		}
 	}
 	if s.Authorizer != nil && s.mechanism() == transport.Null {
-		return bad("a policy needs authenticated identities: CURVE or PLAIN")
+		return &ConfigError{Field: "Security.Authorizer", Reason: "a policy needs authenticated identities: CURVE or PLAIN"}
 	}
 	return nil
 }
@@ -328,72 +326,4 @@ func (b *Broker) ReloadSecurity() error {
 		err = errors.Join(err, r.Reload())
 	}
 	return err
-}
-
-// SecurityFiles names the files and lists a broker's security is read from,
-// as mdbroker's flags give them. The zero value means no security.
-type SecurityFiles struct {
-	CurveSecretKey string   // --curve-secret-key: the broker's secret certificate.
-	CurveAllow     string   // --curve-allow: directory of admitted public certificates.
-	Policy         string   // --policy: authorization policy file.
-	PlainPasswords string   // --plain-passwords: PLAIN "user=password" file.
-	PlainEndpoints []string // --plain-endpoint: PLAIN endpoints next to CURVE ones.
-	AllowIPs       []string // --allow-ip: only these addresses or prefixes.
-	DenyIPs        []string // --deny-ip: never these addresses or prefixes.
-}
-
-// LoadSecurity reads f into a Security for Config.Security, or returns nil
-// if f asks for none. Every error is one line naming the file and wraps
-// ErrConfig: a missing or malformed key, a secret key or password file that
-// other users can read (auth.ErrPermissions), a missing allow-list
-// directory, a malformed policy. Without CurveAllow, CURVE admits any
-// client key (logged as a warning).
-func LoadSecurity(f SecurityFiles, log *slog.Logger) (*Security, error) {
-	if f.CurveSecretKey == "" && f.CurveAllow == "" && f.Policy == "" && f.PlainPasswords == "" &&
-		len(f.PlainEndpoints) == 0 && len(f.AllowIPs) == 0 && len(f.DenyIPs) == 0 {
-		return nil, nil
-	}
-	if log == nil {
-		log = slog.Default()
-	}
-	bad := func(err error) error { return fmt.Errorf("%w: %w", ErrConfig, err) }
-	switch {
-	case f.CurveAllow != "" && f.CurveSecretKey == "":
-		return nil, bad(errors.New("--curve-allow needs --curve-secret-key"))
-	case f.Policy != "" && f.CurveSecretKey == "" && f.PlainPasswords == "":
-		return nil, bad(errors.New("--policy needs authenticated peers: --curve-secret-key or --plain-passwords"))
-	case len(f.PlainEndpoints) > 0 && (f.CurveSecretKey == "" || f.PlainPasswords == ""):
-		return nil, bad(errors.New("--plain-endpoint needs --curve-secret-key and --plain-passwords (without CURVE, --plain-passwords makes every --endpoint PLAIN)"))
-	}
-	s := &Security{PlainEndpoints: f.PlainEndpoints}
-	if f.CurveSecretKey != "" {
-		c, err := auth.LoadSecretCert(f.CurveSecretKey)
-		if err != nil {
-			return nil, bad(err)
-		}
-		s.CurveCert = c
-	}
-	a, err := auth.NewAuthenticator(auth.Config{
-		CurveAllowDir: f.CurveAllow,
-		CurveAllowAny: f.CurveSecretKey != "" && f.CurveAllow == "",
-		PasswordFile:  f.PlainPasswords,
-		AllowIPs:      f.AllowIPs,
-		DenyIPs:       f.DenyIPs,
-		Logger:        log,
-	})
-	if err != nil {
-		return nil, bad(err)
-	}
-	s.Authenticator = a
-	if f.Policy != "" {
-		z, err := auth.NewAuthorizer(f.Policy, a, log)
-		if err != nil {
-			return nil, bad(err)
-		}
-		s.Authorizer = z
-	}
-	if err := s.validate(); err != nil {
-		return nil, err
-	}
-	return s, nil
 }

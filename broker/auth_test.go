@@ -381,11 +381,15 @@ func TestSecurityConfigErrors(t *testing.T) {
 	} {
 		cfg := fastConfig()
 		cfg.Security = sec
-		if b, err := New(cfg); err == nil {
+		b, err := New(cfg)
+		if err == nil {
 			b.Close()
 			t.Errorf("%s: accepted", name)
-		} else if !strings.Contains(err.Error(), "security") {
-			t.Errorf("%s: %v", name, err)
+			continue
+		}
+		var ce *ConfigError
+		if !errors.As(err, &ce) || !strings.HasPrefix(ce.Field, "Security") || !strings.Contains(err.Error(), "Security") {
+			t.Errorf("%s: %v; want a ConfigError naming a Security field", name, err)
 		}
 	}
 }
@@ -407,59 +411,4 @@ func TestIPFilterOnNullEndpoints(t *testing.T) {
 		t.Fatalf("stats %+v", a.Stats())
 	}
 	_ = context.Background
-}
-
-// TestLoadSecurity is what mdbroker does with its flags: every problem is
-// one line wrapping ErrConfig (exit status 2), naming the file.
-func TestLoadSecurity(t *testing.T) {
-	p := newPKI(t, "client")
-	dir := t.TempDir()
-	key := filepath.Join(dir, "broker")
-	if err := p.server.Save(key); err != nil {
-		t.Fatal(err)
-	}
-	secret := key + auth.SecretSuffix
-	policy := filepath.Join(dir, "policy")
-	os.WriteFile(policy, []byte("client call *\n"), 0o644)
-	malformed := filepath.Join(dir, "malformed")
-	os.WriteFile(malformed, []byte("curve\n    public-key = \"short\"\n"), 0o600)
-	badPolicy := filepath.Join(dir, "bad-policy")
-	os.WriteFile(badPolicy, []byte("client fly *\n"), 0o644)
-
-	if s, err := LoadSecurity(SecurityFiles{}, quietLogger()); s != nil || err != nil {
-		t.Fatalf("no files: %v %v", s, err)
-	}
-	for _, tc := range []struct {
-		f    SecurityFiles
-		want string
-	}{
-		{SecurityFiles{CurveSecretKey: filepath.Join(dir, "missing")}, "missing"},
-		{SecurityFiles{CurveSecretKey: malformed}, "malformed:2"},
-		{SecurityFiles{CurveSecretKey: key}, "no secret-key"},
-		{SecurityFiles{CurveSecretKey: secret, CurveAllow: filepath.Join(dir, "nodir")}, "nodir"},
-		{SecurityFiles{CurveSecretKey: secret, CurveAllow: p.allow, Policy: badPolicy}, "bad-policy:1"},
-		{SecurityFiles{CurveAllow: p.allow}, "needs --curve-secret-key"},
-		{SecurityFiles{Policy: policy}, "policy"},
-	} {
-		_, err := LoadSecurity(tc.f, quietLogger())
-		if err == nil || !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "\n") {
-			t.Errorf("%+v: %v; want one line with %q wrapping ErrConfig", tc.f, err, tc.want)
-		}
-	}
-	os.Chmod(secret, 0o640)
-	_, err := LoadSecurity(SecurityFiles{CurveSecretKey: secret, CurveAllow: p.allow}, quietLogger())
-	if !errors.Is(err, auth.ErrPermissions) || !errors.Is(err, ErrConfig) {
-		t.Fatalf("group-readable secret key: %v", err)
-	}
-	os.Chmod(secret, 0o600)
-	sec, err := LoadSecurity(SecurityFiles{CurveSecretKey: secret, CurveAllow: p.allow, Policy: policy}, quietLogger())
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := secureBroker(t, sec)
-	c := newSecurePeer(t, b.ep, p.curve(p.cert("client")))
-	c.request(mdp.V1, "mmi.service", "x")
-	if _, got := c.getReply(2*time.Second, mdp.V1, mdp.Final); !eq(got, "404") {
-		t.Fatalf("mmi.service: %q", got)
-	}
 }

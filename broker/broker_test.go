@@ -470,18 +470,19 @@ func TestConfigValidation(t *testing.T) {
 		name string
 		mod  func(*Config)
 	}{
-		{"endpoint", func(c *Config) { c.Endpoints = []string{"udp://x"} }},
-		{"heartbeat", func(c *Config) { c.HeartbeatInterval = time.Millisecond }},
-		{"liveness", func(c *Config) { c.HeartbeatLiveness = -1 }},
-		{"max-queue", func(c *Config) { c.MaxQueue = -1 }},
-		{"max-frames", func(c *Config) { c.MaxFrames = 2 }},
-		{"max-attempts", func(c *Config) { c.MaxAttempts = -2 }},
+		{"Endpoints", func(c *Config) { c.Endpoints = []string{"udp://x"} }},
+		{"HeartbeatInterval", func(c *Config) { c.HeartbeatInterval = time.Millisecond }},
+		{"HeartbeatLiveness", func(c *Config) { c.HeartbeatLiveness = -1 }},
+		{"MaxQueue", func(c *Config) { c.MaxQueue = -1 }},
+		{"MaxFrames", func(c *Config) { c.MaxFrames = 2 }},
+		{"MaxAttempts", func(c *Config) { c.MaxAttempts = -2 }},
 	} {
 		cfg := fastConfig()
 		tc.mod(&cfg)
 		_, err := New(cfg)
-		if !errors.Is(err, ErrConfig) {
-			t.Errorf("%s: got %v, want ErrConfig", tc.name, err)
+		var ce *ConfigError
+		if !errors.Is(err, ErrConfig) || !errors.As(err, &ce) || ce.Field != tc.name {
+			t.Errorf("%s: got %v, want a ConfigError naming the field", tc.name, err)
 		}
 	}
 	cfg := fastConfig()

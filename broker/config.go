@@ -89,6 +89,28 @@ type Config struct {
 // ErrConfig is wrapped by every configuration error returned by New.
 var ErrConfig = errors.New("broker: invalid configuration")
 
+// ConfigError is a Config field that New, Reload or Validate refuses: the
+// field's name, its value and why. It wraps ErrConfig. Field is the Go name
+// of the field ("HeartbeatInterval"), with the path of the struct it is in
+// for nested ones ("Security.PlainEndpoints"), so that a program can name
+// its own flag or key for it.
+type ConfigError struct {
+	Field  string
+	Value  any // Nil when the reason is about the field as a whole.
+	Reason string
+}
+
+// Error returns "broker: invalid configuration: Field=Value: Reason".
+func (e *ConfigError) Error() string {
+	if e.Value == nil {
+		return fmt.Sprintf("%v: %s: %s", ErrConfig, e.Field, e.Reason)
+	}
+	return fmt.Sprintf("%v: %s=%v: %s", ErrConfig, e.Field, e.Value, e.Reason)
+}
+
+// Unwrap returns ErrConfig.
+func (e *ConfigError) Unwrap() error { return ErrConfig }
+
 func (c Config) withDefaults() Config {
 	if len(c.Endpoints) == 0 {
 		c.Endpoints = []string{DefaultEndpoint}
@@ -135,42 +157,42 @@ func (c Config) withDefaults() Config {
 // Validate checks the settings after defaults are applied and names the first
 // bad one.
 func (c Config) Validate() error {
-	bad := func(name string, v any, why string) error {
-		return fmt.Errorf("%w: %s=%v: %s", ErrConfig, name, v, why)
+	bad := func(field string, v any, why string) error {
+		return &ConfigError{Field: field, Value: v, Reason: why}
 	}
 	for _, ep := range c.Endpoints {
 		if !strings.HasPrefix(ep, "tcp://") && !strings.HasPrefix(ep, "ipc://") && !strings.HasPrefix(ep, "inproc://") {
-			return bad("endpoint", ep, "must start with tcp://, ipc:// or inproc://")
+			return bad("Endpoints", ep, "must start with tcp://, ipc:// or inproc://")
 		}
 	}
 	for _, ep := range c.Internal {
 		if !strings.HasPrefix(ep, "inproc://") {
-			return bad("internal endpoint", ep, "must start with inproc://")
+			return bad("Internal", ep, "must start with inproc://")
 		}
 	}
 	switch {
 	case c.HeartbeatInterval < 10*time.Millisecond:
-		return bad("heartbeat", c.HeartbeatInterval, "must be at least 10ms")
+		return bad("HeartbeatInterval", c.HeartbeatInterval, "must be at least 10ms")
 	case c.HeartbeatLiveness < 1:
-		return bad("liveness", c.HeartbeatLiveness, "must be at least 1")
+		return bad("HeartbeatLiveness", c.HeartbeatLiveness, "must be at least 1")
 	case c.RequestTimeout < 0:
-		return bad("request-timeout", c.RequestTimeout, "must not be negative")
+		return bad("RequestTimeout", c.RequestTimeout, "must not be negative")
 	case c.MaxQueue < 1:
-		return bad("max-queue", c.MaxQueue, "must be at least 1")
+		return bad("MaxQueue", c.MaxQueue, "must be at least 1")
 	case c.MaxQueuedBytes < 1:
-		return bad("max-queued-bytes", c.MaxQueuedBytes, "must be at least 1")
+		return bad("MaxQueuedBytes", c.MaxQueuedBytes, "must be at least 1")
 	case c.MaxServices < 1:
-		return bad("max-services", c.MaxServices, "must be at least 1")
+		return bad("MaxServices", c.MaxServices, "must be at least 1")
 	case c.ServiceTTL < 0:
-		return bad("service-ttl", c.ServiceTTL, "must not be negative")
+		return bad("ServiceTTL", c.ServiceTTL, "must not be negative")
 	case c.MaxAttempts < 1:
-		return bad("max-attempts", c.MaxAttempts, "must be at least 1")
+		return bad("MaxAttempts", c.MaxAttempts, "must be at least 1")
 	case c.MaxClientInFlight < 1:
-		return bad("max-client-in-flight", c.MaxClientInFlight, "must be at least 1")
+		return bad("MaxClientInFlight", c.MaxClientInFlight, "must be at least 1")
 	case c.MaxFrames < 4:
-		return bad("max-frames", c.MaxFrames, "must be at least 4")
+		return bad("MaxFrames", c.MaxFrames, "must be at least 4")
 	case c.MaxFrameSize < 64:
-		return bad("max-frame-size", c.MaxFrameSize, "must be at least 64")
+		return bad("MaxFrameSize", c.MaxFrameSize, "must be at least 64")
 	}
 	return c.Security.validate()
 }

@@ -1,48 +1,33 @@
 package broker
 
 import (
-	"fmt"
 	"slices"
 
 	"github.com/majordomo-go/majordomo/internal/dispatch"
 )
 
 // Reload applies new settings to a running broker. Settings that can change
-// at run time (timers, limits, redelivery, logger) take effect at once and
-// are listed in changed; settings that cannot (Endpoints, MaxFrameSize,
-// which libzmq applies when the socket is bound) are left as they were and
-// listed in restart. An invalid cfg changes nothing and returns an error
-// wrapping ErrConfig.
-func (b *Broker) Reload(cfg Config) (changed, restart []string, err error) {
+// at run time (timers, limits, redelivery, logger) take effect at once.
+// Those that New alone applies keep their running values: Endpoints and
+// MaxFrameSize, which the transport applies when it binds, Internal and
+// Security. kept names, by Config field, those of the first two that cfg
+// would have changed. An invalid cfg changes nothing and returns a
+// *ConfigError.
+func (b *Broker) Reload(cfg Config) (kept []string, err error) {
 	cfg = cfg.withDefaults()
 	if err := cfg.Validate(); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	apply := func() {
 		old := b.cfg
-		diff := func(name string, a, c any) {
-			if a != c {
-				changed = append(changed, fmt.Sprintf("%s: %v -> %v", name, a, c))
-			}
-		}
-		diff("heartbeat", old.HeartbeatInterval, cfg.HeartbeatInterval)
-		diff("liveness", old.HeartbeatLiveness, cfg.HeartbeatLiveness)
-		diff("request-timeout", old.RequestTimeout, cfg.RequestTimeout)
-		diff("max-queue", old.MaxQueue, cfg.MaxQueue)
-		diff("max-queued-bytes", old.MaxQueuedBytes, cfg.MaxQueuedBytes)
-		diff("max-services", old.MaxServices, cfg.MaxServices)
-		diff("service-ttl", old.ServiceTTL, cfg.ServiceTTL)
-		diff("max-attempts", old.MaxAttempts, cfg.MaxAttempts)
-		diff("no-redelivery", old.DisableRedelivery, cfg.DisableRedelivery)
-		diff("max-frames", old.MaxFrames, cfg.MaxFrames)
-		diff("max-client-in-flight", old.MaxClientInFlight, cfg.MaxClientInFlight)
 		if !slices.Equal(old.Endpoints, cfg.Endpoints) {
-			restart = append(restart, "endpoint")
+			kept = append(kept, "Endpoints")
 		}
 		if old.MaxFrameSize != cfg.MaxFrameSize {
-			restart = append(restart, "max-frame-size")
+			kept = append(kept, "MaxFrameSize")
 		}
 		cfg.Endpoints, cfg.MaxFrameSize = old.Endpoints, old.MaxFrameSize
+		cfg.Internal, cfg.Security = old.Internal, old.Security
 		b.cfg = cfg
 		b.budget.Max = cfg.MaxQueuedBytes
 		b.pool.SetLimits(cfg.limits(b.budget))
@@ -60,7 +45,7 @@ func (b *Broker) Reload(cfg Config) (changed, restart []string, err error) {
 		b.log = cfg.Logger
 	}
 	if !b.inLoop(apply) {
-		return nil, nil, ErrClosed
+		return nil, ErrClosed
 	}
-	return changed, restart, nil
+	return kept, nil
 }

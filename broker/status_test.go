@@ -155,12 +155,12 @@ func TestReload(t *testing.T) {
 	cfg := fastConfig()
 	cfg.MaxQueue = 1
 	cfg.MaxFrameSize = 1 << 20
-	changed, restart, err := b.Reload(cfg)
+	kept, err := b.Reload(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(changed) != 1 || len(restart) != 1 || restart[0] != "max-frame-size" {
-		t.Fatalf("changed %q restart %q", changed, restart)
+	if len(kept) != 1 || kept[0] != "MaxFrameSize" {
+		t.Fatalf("kept %q, want [MaxFrameSize]", kept)
 	}
 	c := newPeer(t, b.ep)
 	c.request(mdp.V1, "q", "1")
@@ -168,8 +168,10 @@ func TestReload(t *testing.T) {
 	waitFor(t, b, "new limit", func(s Stats) bool { return s.Dropped[DropQueueFull] == 1 })
 	bad := fastConfig()
 	bad.HeartbeatLiveness = -1
-	if _, _, err := b.Reload(bad); !errors.Is(err, ErrConfig) {
-		t.Fatalf("bad reload: %v", err)
+	_, err = b.Reload(bad)
+	var ce *ConfigError
+	if !errors.Is(err, ErrConfig) || !errors.As(err, &ce) || ce.Field != "HeartbeatLiveness" || ce.Value != -1 {
+		t.Fatalf("bad reload: %v; want a ConfigError naming HeartbeatLiveness=-1", err)
 	}
 }
 

@@ -136,7 +136,7 @@ const (
 )
 
 // Front names: the ZAP domain of each listening socket, under which its
-// handshakes and policy refusals are counted; also the setting names.
+// handshakes and policy refusals are counted.
 const (
 	FrontFrontend = "emqp-frontend"
 	FrontBackend  = "emqp-backend"
@@ -147,6 +147,26 @@ const (
 
 // ErrConfig is wrapped by every configuration error New returns.
 var ErrConfig = errors.New("emqp: invalid configuration")
+
+// ConfigError is a Config field that New or Validate refuses: the field's
+// Go name ("HeartbeatTimeout"), its value and why. It wraps ErrConfig, and
+// lets a program name its own flag or key for the field.
+type ConfigError struct {
+	Field  string
+	Value  any // Nil when the reason is about the field as a whole.
+	Reason string
+}
+
+// Error returns "emqp: invalid configuration: Field=Value: Reason".
+func (e *ConfigError) Error() string {
+	if e.Value == nil {
+		return fmt.Sprintf("%v: %s: %s", ErrConfig, e.Field, e.Reason)
+	}
+	return fmt.Sprintf("%v: %s=%v: %s", ErrConfig, e.Field, e.Value, e.Reason)
+}
+
+// Unwrap returns ErrConfig.
+func (e *ConfigError) Unwrap() error { return ErrConfig }
 
 func (c Config) withDefaults() Config {
 	if c.HeartbeatInterval == 0 {
@@ -191,12 +211,12 @@ func (c Config) withDefaults() Config {
 // Validate checks the settings after defaults are applied and names the
 // first bad one.
 func (c Config) Validate() error {
-	bad := func(name string, v any, why string) error {
-		return fmt.Errorf("%w: %s=%v: %s", ErrConfig, name, v, why)
+	bad := func(field string, v any, why string) error {
+		return &ConfigError{Field: field, Value: v, Reason: why}
 	}
 	for _, ep := range []struct{ name, v string }{
-		{"emqp-frontend", c.Frontend}, {"emqp-backend", c.Backend}, {"emqp-admin", c.Admin},
-		{"emqp-pub-in", c.PubIn}, {"emqp-pub-out", c.PubOut},
+		{"Frontend", c.Frontend}, {"Backend", c.Backend}, {"Admin", c.Admin},
+		{"PubIn", c.PubIn}, {"PubOut", c.PubOut},
 	} {
 		if ep.v != "" && !strings.HasPrefix(ep.v, "tcp://") && !strings.HasPrefix(ep.v, "ipc://") && !strings.HasPrefix(ep.v, "inproc://") {
 			return bad(ep.name, ep.v, "must start with tcp://, ipc:// or inproc://")
@@ -204,45 +224,45 @@ func (c Config) Validate() error {
 	}
 	switch {
 	case c.Frontend == "":
-		return bad("emqp-frontend", `""`, "required")
+		return bad("Frontend", `""`, "required")
 	case c.Backend == "":
-		return bad("emqp-backend", `""`, "required")
+		return bad("Backend", `""`, "required")
 	case c.PubIn != "" && c.PubOut == "":
-		return bad("emqp-pub-out", `""`, "required with emqp-pub-in")
+		return bad("PubOut", `""`, "required with PubIn")
 	case c.HeartbeatInterval < 10*time.Millisecond:
-		return bad("emqp-heartbeat", c.HeartbeatInterval, "must be at least 10ms")
+		return bad("HeartbeatInterval", c.HeartbeatInterval, "must be at least 10ms")
 	case c.HeartbeatTimeout <= c.HeartbeatInterval:
-		return bad("emqp-heartbeat-timeout", c.HeartbeatTimeout, "must be longer than the heartbeat interval")
+		return bad("HeartbeatTimeout", c.HeartbeatTimeout, "must be longer than the heartbeat interval")
 	case c.MaxQueue < 1:
-		return bad("emqp-max-queue", c.MaxQueue, "must be at least 1")
+		return bad("MaxQueue", c.MaxQueue, "must be at least 1")
 	case c.MaxQueuedBytes < 1:
-		return bad("emqp-max-queued-bytes", c.MaxQueuedBytes, "must be at least 1")
+		return bad("MaxQueuedBytes", c.MaxQueuedBytes, "must be at least 1")
 	case c.MaxQueues < 1:
-		return bad("emqp-max-queues", c.MaxQueues, "must be at least 1")
+		return bad("MaxQueues", c.MaxQueues, "must be at least 1")
 	case c.QueueTimeout < 0:
-		return bad("emqp-queue-timeout", c.QueueTimeout, "must not be negative")
+		return bad("QueueTimeout", c.QueueTimeout, "must not be negative")
 	case c.QueueTTL < 0:
-		return bad("emqp-queue-ttl", c.QueueTTL, "must not be negative")
+		return bad("QueueTTL", c.QueueTTL, "must not be negative")
 	case c.MaxAttempts < 1:
-		return bad("emqp-max-attempts", c.MaxAttempts, "must be at least 1")
+		return bad("MaxAttempts", c.MaxAttempts, "must be at least 1")
 	case c.LeaveGrace < 0:
-		return bad("emqp-leave-grace", c.LeaveGrace, "must not be negative")
+		return bad("LeaveGrace", c.LeaveGrace, "must not be negative")
 	case c.MaxFrameSize < 64:
-		return bad("max-frame-size", c.MaxFrameSize, "must be at least 64")
+		return bad("MaxFrameSize", c.MaxFrameSize, "must be at least 64")
 	case c.SchedulerStore != "" && !c.Scheduler:
-		return bad("scheduler-store", c.SchedulerStore, "needs the built-in scheduler (scheduler)")
+		return bad("SchedulerStore", c.SchedulerStore, "needs the built-in scheduler (Scheduler)")
 	case len(c.DefaultQueue) > wire.MaxQueueNameLen:
-		return bad("emqp-default-queue", c.DefaultQueue, "longer than 255 bytes")
+		return bad("DefaultQueue", c.DefaultQueue, "longer than 255 bytes")
 	}
 	if err := c.Security.Validate(); err != nil {
-		return bad("security", "", err.Error())
+		return &ConfigError{Field: "Security", Reason: err.Error()}
 	}
 	if c.Authorizer != nil && c.Security.Mechanism() == transport.Null {
-		return bad("policy", "", "a policy needs authenticated identities: CURVE or PLAIN on the eMQP fronts")
+		return &ConfigError{Field: "Authorizer", Reason: "a policy needs authenticated identities: CURVE or PLAIN on the eMQP fronts"}
 	}
 	for _, q := range c.DefaultQueues {
 		if q.Name == "" || len(q.Name) > wire.MaxQueueNameLen || q.Weight < 1 {
-			return bad("emqp-default-queues", q, "needs a name of 1 to 255 bytes and a weight of at least 1")
+			return bad("DefaultQueues", q, "needs a name of 1 to 255 bytes and a weight of at least 1")
 		}
 	}
 	return nil

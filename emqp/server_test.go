@@ -692,18 +692,23 @@ func TestShutdownTimeout(t *testing.T) {
 }
 
 func TestLifecycle(t *testing.T) {
-	// Bad configurations name the setting.
-	for _, cfg := range []Config{
-		{Backend: "tcp://127.0.0.1:*"},
-		{Frontend: "tcp://127.0.0.1:*"},
-		{Frontend: "udp://x", Backend: "tcp://127.0.0.1:*"},
-		{Frontend: "tcp://127.0.0.1:*", Backend: "tcp://127.0.0.1:*", PubIn: "tcp://127.0.0.1:*"},
-		{Frontend: "tcp://127.0.0.1:*", Backend: "tcp://127.0.0.1:*", HeartbeatInterval: time.Second, HeartbeatTimeout: time.Second},
-		{Frontend: "tcp://127.0.0.1:*", Backend: "tcp://127.0.0.1:*", MaxQueue: -1},
-		{Frontend: "tcp://127.0.0.1:*", Backend: "tcp://127.0.0.1:*", DefaultQueues: []wire.QueueSpec{{Name: ""}}},
+	// Bad configurations name the field.
+	for _, tc := range []struct {
+		field string
+		cfg   Config
+	}{
+		{"Frontend", Config{Backend: "tcp://127.0.0.1:*"}},
+		{"Backend", Config{Frontend: "tcp://127.0.0.1:*"}},
+		{"Frontend", Config{Frontend: "udp://x", Backend: "tcp://127.0.0.1:*"}},
+		{"PubOut", Config{Frontend: "tcp://127.0.0.1:*", Backend: "tcp://127.0.0.1:*", PubIn: "tcp://127.0.0.1:*"}},
+		{"HeartbeatTimeout", Config{Frontend: "tcp://127.0.0.1:*", Backend: "tcp://127.0.0.1:*", HeartbeatInterval: time.Second, HeartbeatTimeout: time.Second}},
+		{"MaxQueue", Config{Frontend: "tcp://127.0.0.1:*", Backend: "tcp://127.0.0.1:*", MaxQueue: -1}},
+		{"DefaultQueues", Config{Frontend: "tcp://127.0.0.1:*", Backend: "tcp://127.0.0.1:*", DefaultQueues: []wire.QueueSpec{{Name: ""}}}},
 	} {
-		if _, err := New(cfg); !errors.Is(err, ErrConfig) {
-			t.Errorf("New(%+v) = %v, want ErrConfig", cfg, err)
+		_, err := New(tc.cfg)
+		var ce *ConfigError
+		if !errors.Is(err, ErrConfig) || !errors.As(err, &ce) || ce.Field != tc.field {
+			t.Errorf("New(%+v) = %v, want a ConfigError naming %s", tc.cfg, err, tc.field)
 		}
 	}
 	// A port in use fails New and releases everything.

@@ -5,10 +5,12 @@
 // Settings come from flags, MDBROKER_* environment variables and a TOML
 // config file (--config); see mdbroker --help. SIGHUP reloads the settings
 // that can change at run time, SIGTERM or SIGINT drains and exits, and a
-// second SIGTERM or SIGINT exits at once.
+// second SIGTERM or SIGINT exits at once. The broker itself is put together
+// and run by internal/app.
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -17,7 +19,8 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/majordomo-go/majordomo/config"
+	"github.com/majordomo-go/majordomo/internal/app"
+	"github.com/majordomo-go/majordomo/internal/config"
 )
 
 func main() {
@@ -55,7 +58,19 @@ func runWith(args, environ []string, stdout, stderr io.Writer) int {
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(sigs)
-	return serve(loaded, stderr, sigs, func() (*config.Loaded, error) {
-		return config.Load(args, os.Environ())
-	})
+	a, err := app.New(app.Options{Loaded: loaded, Log: stderr, Signals: sigs,
+		// SIGHUP reads the same sources again: environ, not os.Environ, so
+		// that what was injected is what is reloaded.
+		Reload: func() (*config.Loaded, error) { return config.Load(args, environ) }})
+	if err != nil {
+		fmt.Fprintf(stderr, "mdbroker: %v\n", err)
+		if errors.Is(err, app.ErrConfig) {
+			return 2
+		}
+		return 1
+	}
+	if err := a.Run(context.Background()); err != nil {
+		return 1 // Logged by Run.
+	}
+	return 0
 }

@@ -140,3 +140,45 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// TestReloadReadsInjectedEnvironment: SIGHUP reads the environment runWith
+// was given, not the process's: a setting that came from it is unchanged
+// by a reload. The signals go to this test process, which runWith has
+// asked for them (signal.Notify) before the broker starts.
+func TestReloadReadsInjectedEnvironment(t *testing.T) {
+	ep := "ipc://" + filepath.Join(t.TempDir(), "broker.ipc")
+	logs := &syncBuffer{}
+	done := make(chan int, 1)
+	go func() {
+		done <- runWith(nil, []string{"MDBROKER_ENDPOINT=" + ep, "MDBROKER_MAX_QUEUE=7"}, logs, logs)
+	}()
+	waitFor := func(sub string) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for !strings.Contains(logs.String(), sub) {
+			if time.Now().After(deadline) {
+				t.Fatalf("no %q in logs:\n%s", sub, logs.String())
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	waitFor("broker started")
+	if err := syscall.Kill(syscall.Getpid(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("configuration reloaded")
+	if !strings.Contains(logs.String(), "configuration reloaded: nothing changed") {
+		t.Errorf("reload changed something:\n%s", logs.String())
+	}
+	if err := syscall.Kill(syscall.Getpid(), syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Fatalf("exit %d; logs:\n%s", code, logs.String())
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatalf("runWith did not return after SIGTERM; logs:\n%s", logs.String())
+	}
+}

@@ -46,7 +46,17 @@ func brokerSecurity(cfg Config) (*broker.Security, error) {
 	if cfg.CurveBrokerCert == "" {
 		return nil, nil
 	}
-	return broker.LoadSecurity(broker.SecurityFiles{CurveSecretKey: cfg.CurveBrokerCert}, discard)
+	cert, err := auth.LoadSecretCert(cfg.CurveBrokerCert)
+	if err != nil {
+		return nil, err
+	}
+	// Any client key is admitted: the run's clients share one certificate
+	// made for it.
+	a, err := auth.NewAuthenticator(auth.Config{CurveAllowAny: true, Logger: discard})
+	if err != nil {
+		return nil, err
+	}
+	return &broker.Security{CurveCert: cert, Authenticator: a}, nil
 }
 
 // peerCurve loads the CURVE credentials of clients and workers, or returns

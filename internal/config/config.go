@@ -133,42 +133,6 @@ const (
 // EMQPPlaintext reports whether the operator chose plaintext eMQP fronts.
 func (c Config) EMQPPlaintext() bool { return c.EMQPSecurity == EMQPSecurityNone }
 
-// emqpSettings need a restart: the eMQP server binds its sockets once.
-var emqpSettings = []string{"emqp-frontend", "emqp-backend", "emqp-admin", "emqp-pub-in", "emqp-pub-out", "emqp-security",
-	"emqp-heartbeat", "emqp-heartbeat-timeout", "emqp-max-queue", "emqp-queue-timeout", "emqp-strict-priority",
-	"scheduler", "scheduler-store", "titanic-dir", "titanic-store", "titanic-lease-ttl", "titanic-reply-ttl", "titanic-request-ttl"}
-
-// KeepEMQP copies the eMQP settings of old into c: they need a restart, so
-// a reload keeps them as they run.
-func (c *Config) KeepEMQP(old Config) {
-	c.EMQPFrontend, c.EMQPBackend, c.EMQPAdmin = old.EMQPFrontend, old.EMQPBackend, old.EMQPAdmin
-	c.EMQPPubIn, c.EMQPPubOut = old.EMQPPubIn, old.EMQPPubOut
-	c.EMQPSecurity = old.EMQPSecurity
-	c.EMQPHeartbeat, c.EMQPHeartbeatTimeout = old.EMQPHeartbeat, old.EMQPHeartbeatTimeout
-	c.EMQPMaxQueue, c.EMQPQueueTimeout, c.EMQPStrictPriority = old.EMQPMaxQueue, old.EMQPQueueTimeout, old.EMQPStrictPriority
-	c.Scheduler, c.SchedulerStore = old.Scheduler, old.SchedulerStore
-	c.TitanicDir, c.TitanicReplyTTL, c.TitanicRequestTTL = old.TitanicDir, old.TitanicReplyTTL, old.TitanicRequestTTL
-	c.TitanicStore, c.TitanicLeaseTTL = old.TitanicStore, old.TitanicLeaseTTL
-}
-
-// EMQPSettings lists the names of the eMQP settings.
-func EMQPSettings() []string { return append([]string(nil), emqpSettings...) }
-
-// Security returns the files and lists the broker's security is read from.
-func (c Config) Security() broker.SecurityFiles {
-	return broker.SecurityFiles{CurveSecretKey: c.CurveSecretKey, CurveAllow: c.CurveAllow,
-		Policy: c.Policy, PlainPasswords: c.PlainPasswords, PlainEndpoints: c.PlainEndpoints,
-		AllowIPs: c.AllowIPs, DenyIPs: c.DenyIPs}
-}
-
-// securitySettings are the settings whose paths need a restart; the files'
-// contents are re-read on SIGHUP by Broker.ReloadSecurity.
-var securitySettings = []string{"curve-secret-key", "curve-allow", "policy", "plain-passwords",
-	"plain-endpoint", "allow-ip", "deny-ip"}
-
-// SecuritySettings lists the names of the security settings.
-func SecuritySettings() []string { return append([]string(nil), securitySettings...) }
-
 // Defaults returns the configuration used when nothing is set.
 func Defaults() Config {
 	return Config{

@@ -272,7 +272,7 @@ func TestPrintConfigRoundTrip(t *testing.T) {
 // TestSampleConfig checks that deploy/mdbroker.toml loads and sets only
 // the defaults it claims, so the sample cannot rot.
 func TestSampleConfig(t *testing.T) {
-	l, err := Load([]string{"--config", "../deploy/mdbroker.toml"}, nil)
+	l, err := Load([]string{"--config", "../../deploy/mdbroker.toml"}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

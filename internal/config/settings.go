@@ -28,8 +28,11 @@ func (k kind) String() string {
 	return [...]string{"duration", "int", "size", "bool", "string", "list", "level"}[k]
 }
 
-// setting is one row of the settings table. field returns a pointer to the
-// setting's field in a Config; check validates a parsed value.
+// setting is one row of the settings table. reload says whether SIGHUP
+// applies a new value (Reload) or it needs a restart. field returns a
+// pointer to the setting's field in a Config; check validates a parsed
+// value. lib names the library Config fields the setting becomes, as
+// "broker.MaxQueue" (see Explain).
 type setting struct {
 	name   string
 	kind   kind
@@ -37,37 +40,38 @@ type setting struct {
 	reload bool
 	field  func(c *Config) any
 	check  func(v any) error
+	lib    []string
 }
 
 // settings is every setting, in the order usage text and --print-config
 // show them.
 var settings = []*setting{
 	{name: "endpoint", kind: kList, usage: "endpoint to bind, tcp:// or ipc://; repeat the flag, or use a list in the file and commas in the environment",
-		field: func(c *Config) any { return &c.Endpoints }, check: checkEndpoints},
+		field: func(c *Config) any { return &c.Endpoints }, check: checkEndpoints, lib: []string{"broker.Endpoints"}},
 	{name: "heartbeat", kind: kDuration, reload: true, usage: "heartbeat interval, both ways (the Guide's workers use 2.5s)",
-		field: func(c *Config) any { return &c.Heartbeat }, check: minDuration(10 * time.Millisecond)},
+		field: func(c *Config) any { return &c.Heartbeat }, check: minDuration(10 * time.Millisecond), lib: []string{"broker.HeartbeatInterval"}},
 	{name: "liveness", kind: kInt, reload: true, usage: "heartbeat intervals a worker may stay silent before it is removed",
-		field: func(c *Config) any { return &c.Liveness }, check: minInt(1)},
+		field: func(c *Config) any { return &c.Liveness }, check: minInt(1), lib: []string{"broker.HeartbeatLiveness"}},
 	{name: "request-timeout", kind: kDuration, reload: true, usage: "how long a request may wait in a queue for a worker",
-		field: func(c *Config) any { return &c.RequestTimeout }, check: minDuration(time.Millisecond)},
+		field: func(c *Config) any { return &c.RequestTimeout }, check: minDuration(time.Millisecond), lib: []string{"broker.RequestTimeout"}},
 	{name: "max-queue", kind: kInt, reload: true, usage: "requests queued per service; more are dropped and counted",
-		field: func(c *Config) any { return &c.MaxQueue }, check: minInt(1)},
+		field: func(c *Config) any { return &c.MaxQueue }, check: minInt(1), lib: []string{"broker.MaxQueue"}},
 	{name: "max-queued-bytes", kind: kSize, reload: true, usage: "body bytes queued over all services (e.g. 256MiB)",
-		field: func(c *Config) any { return &c.MaxQueuedBytes }, check: minInt(1)},
+		field: func(c *Config) any { return &c.MaxQueuedBytes }, check: minInt(1), lib: []string{"broker.MaxQueuedBytes"}},
 	{name: "max-services", kind: kInt, reload: true, usage: "services tracked at once",
-		field: func(c *Config) any { return &c.MaxServices }, check: minInt(1)},
+		field: func(c *Config) any { return &c.MaxServices }, check: minInt(1), lib: []string{"broker.MaxServices"}},
 	{name: "service-ttl", kind: kDuration, reload: true, usage: "how long a service with no workers and no queue is remembered",
-		field: func(c *Config) any { return &c.ServiceTTL }, check: minDuration(time.Millisecond)},
+		field: func(c *Config) any { return &c.ServiceTTL }, check: minDuration(time.Millisecond), lib: []string{"broker.ServiceTTL"}},
 	{name: "max-attempts", kind: kInt, reload: true, usage: "deliveries of one request when workers die holding it",
-		field: func(c *Config) any { return &c.MaxAttempts }, check: minInt(1)},
+		field: func(c *Config) any { return &c.MaxAttempts }, check: minInt(1), lib: []string{"broker.MaxAttempts"}},
 	{name: "no-redelivery", kind: kBool, reload: true, usage: "drop a request whose worker dies instead of redelivering it",
-		field: func(c *Config) any { return &c.NoRedelivery }},
+		field: func(c *Config) any { return &c.NoRedelivery }, lib: []string{"broker.DisableRedelivery"}},
 	{name: "max-client-in-flight", kind: kInt, reload: true, usage: "requests one client may have outstanding (queued or at a worker); more are dropped and counted",
-		field: func(c *Config) any { return &c.MaxClientInFlight }, check: minInt(1)},
+		field: func(c *Config) any { return &c.MaxClientInFlight }, check: minInt(1), lib: []string{"broker.MaxClientInFlight"}},
 	{name: "max-frames", kind: kInt, reload: true, usage: "frames per message; longer messages are dropped",
-		field: func(c *Config) any { return &c.MaxFrames }, check: minInt(4)},
+		field: func(c *Config) any { return &c.MaxFrames }, check: minInt(4), lib: []string{"broker.MaxFrames"}},
 	{name: "max-frame-size", kind: kSize, usage: "largest frame accepted (libzmq ZMQ_MAXMSGSIZE); a peer sending more is disconnected",
-		field: func(c *Config) any { return &c.MaxFrameSize }, check: minInt(64)},
+		field: func(c *Config) any { return &c.MaxFrameSize }, check: minInt(64), lib: []string{"broker.MaxFrameSize", "emqp.MaxFrameSize"}},
 	{name: "log-level", kind: kLevel, reload: true, usage: "log level: debug, info, warn or error",
 		field: func(c *Config) any { return &c.LogLevel }},
 	{name: "log-json", kind: kBool, usage: "log in JSON instead of text",
@@ -83,39 +87,39 @@ var settings = []*setting{
 	{name: "curve-allow", kind: kString, usage: "directory of the public certificates of admitted clients and workers, re-read on SIGHUP; without it any key is admitted",
 		field: func(c *Config) any { return &c.CurveAllow }},
 	{name: "policy", kind: kString, usage: "authorization policy file: which services each identity may call and register; re-read on SIGHUP",
-		field: func(c *Config) any { return &c.Policy }},
+		field: func(c *Config) any { return &c.Policy }, lib: []string{"broker.Security.Authorizer", "emqp.Authorizer"}},
 	{name: "plain-passwords", kind: kString, usage: "PLAIN username=password file (mode 0600), re-read on SIGHUP; insecure: trusted networks only",
 		field: func(c *Config) any { return &c.PlainPasswords }},
 	{name: "plain-endpoint", kind: kList, usage: "endpoint speaking PLAIN next to the CURVE ones; repeat the flag",
-		field: func(c *Config) any { return &c.PlainEndpoints }, check: checkOptionalEndpoints},
+		field: func(c *Config) any { return &c.PlainEndpoints }, check: checkOptionalEndpoints, lib: []string{"broker.Security.PlainEndpoints"}},
 	{name: "allow-ip", kind: kList, usage: "admit only these addresses or CIDR prefixes (all mechanisms)",
 		field: func(c *Config) any { return &c.AllowIPs }},
 	{name: "deny-ip", kind: kList, usage: "refuse these addresses or CIDR prefixes",
 		field: func(c *Config) any { return &c.DenyIPs }},
 	{name: "emqp-frontend", kind: kString, usage: "eMQP/1.0 (EventMQ) frontend endpoint for clients and schedulers, e.g. tcp://*:47291; off if empty",
-		field: func(c *Config) any { return &c.EMQPFrontend }},
+		field: func(c *Config) any { return &c.EMQPFrontend }, lib: []string{"emqp.Frontend"}},
 	{name: "emqp-backend", kind: kString, usage: "eMQP/1.0 backend endpoint for job managers, e.g. tcp://*:47290",
-		field: func(c *Config) any { return &c.EMQPBackend }},
+		field: func(c *Config) any { return &c.EMQPBackend }, lib: []string{"emqp.Backend"}},
 	{name: "emqp-admin", kind: kString, usage: "eMQP/1.0 admin endpoint for emq-cli, e.g. tcp://127.0.0.1:47293; off if empty",
-		field: func(c *Config) any { return &c.EMQPAdmin }},
+		field: func(c *Config) any { return &c.EMQPAdmin }, lib: []string{"emqp.Admin"}},
 	{name: "emqp-pub-in", kind: kString, usage: "eMQP/1.0 endpoint publishers send PUBLISH to, e.g. tcp://*:47298; off if empty",
-		field: func(c *Config) any { return &c.EMQPPubIn }},
+		field: func(c *Config) any { return &c.EMQPPubIn }, lib: []string{"emqp.PubIn"}},
 	{name: "emqp-pub-out", kind: kString, usage: "eMQP/1.0 endpoint SUB sockets connect to, e.g. tcp://*:47299",
-		field: func(c *Config) any { return &c.EMQPPubOut }},
+		field: func(c *Config) any { return &c.EMQPPubOut }, lib: []string{"emqp.PubOut"}},
 	{name: "emqp-security", kind: kString, usage: `security of the eMQP fronts: "auto" speaks what the MDP endpoints speak (CURVE with curve-secret-key, else PLAIN with plain-passwords); "none" is plaintext, for EventMQ peers that cannot speak CURVE (allow-ip and deny-ip still apply; warned at every start)`,
 		field: func(c *Config) any { return &c.EMQPSecurity }, check: checkEMQPSecurity},
 	{name: "emqp-heartbeat", kind: kDuration, usage: "eMQP heartbeat interval to job managers and schedulers",
-		field: func(c *Config) any { return &c.EMQPHeartbeat }},
+		field: func(c *Config) any { return &c.EMQPHeartbeat }, lib: []string{"emqp.HeartbeatInterval"}},
 	{name: "emqp-heartbeat-timeout", kind: kDuration, usage: "how long an eMQP job manager or scheduler may stay silent before it is dropped",
-		field: func(c *Config) any { return &c.EMQPHeartbeatTimeout }},
+		field: func(c *Config) any { return &c.EMQPHeartbeatTimeout }, lib: []string{"emqp.HeartbeatTimeout"}},
 	{name: "emqp-max-queue", kind: kInt, usage: "eMQP requests waiting per queue; more are rejected and counted",
-		field: func(c *Config) any { return &c.EMQPMaxQueue }},
+		field: func(c *Config) any { return &c.EMQPMaxQueue }, lib: []string{"emqp.MaxQueue"}},
 	{name: "emqp-queue-timeout", kind: kDuration, usage: "expire eMQP requests that waited this long for a job manager; 0 keeps them, as EventMQ does",
-		field: func(c *Config) any { return &c.EMQPQueueTimeout }},
+		field: func(c *Config) any { return &c.EMQPQueueTimeout }, lib: []string{"emqp.QueueTimeout"}},
 	{name: "emqp-strict-priority", kind: kBool, usage: "serve a job manager's heaviest queue first (EventMQ's order) instead of in proportion to weights",
-		field: func(c *Config) any { return &c.EMQPStrictPriority }},
+		field: func(c *Config) any { return &c.EMQPStrictPriority }, lib: []string{"emqp.StrictPriority"}},
 	{name: "scheduler", kind: kBool, usage: "run the built-in eMQP scheduler in place of emq-scheduler",
-		field: func(c *Config) any { return &c.Scheduler }},
+		field: func(c *Config) any { return &c.Scheduler }, lib: []string{"emqp.Scheduler"}},
 	{name: "titanic-dir", kind: kString, usage: "run the Titanic service (9/TSP) with its store in this directory; off if empty",
 		field: func(c *Config) any { return &c.TitanicDir }},
 	{name: "titanic-store", kind: kString, usage: "keep Titanic's requests in this PostgreSQL database (postgres://user@host/db) instead of titanic-dir; brokers that share it share their Titanic requests. Keep the password out of it: PGPASSWORD or ~/.pgpass",
@@ -127,7 +131,7 @@ var settings = []*setting{
 	{name: "titanic-request-ttl", kind: kDuration, usage: "how long a Titanic request may wait for a reply before it is deleted; 0 waits for ever",
 		field: func(c *Config) any { return &c.TitanicRequestTTL }},
 	{name: "scheduler-store", kind: kString, usage: "bbolt file where the built-in scheduler keeps its schedules; empty keeps them in memory",
-		field: func(c *Config) any { return &c.SchedulerStore }},
+		field: func(c *Config) any { return &c.SchedulerStore }, lib: []string{"emqp.SchedulerStore"}},
 }
 
 // lookup finds a setting by name.

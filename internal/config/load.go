@@ -117,17 +117,34 @@ func Load(args []string, environ []string) (*Loaded, error) {
 		fv.s.set(&l.Config, v)
 		l.Sources[fv.s.name] = Source{Kind: "flag", Name: "--" + fv.s.name}
 	}
-	if l.Config.TitanicDir != "" && l.Config.TitanicStore != "" {
-		errs = append(errs, errors.New("titanic-dir and titanic-store cannot both be set: choose one Titanic store"))
-	}
+	errs = append(errs, l.Config.crossCheck()...)
 	if len(errs) > 0 {
 		return nil, errs
 	}
 	// A backstop: the broker's own validation must agree with ours.
 	if err := l.Config.Broker(nil).Validate(); err != nil {
-		return nil, err
+		return nil, Explain(err)
 	}
 	return l, nil
+}
+
+// crossCheck reports the problems no single setting shows: settings that
+// exclude or need one another.
+func (c Config) crossCheck() Errors {
+	var errs Errors
+	if c.TitanicDir != "" && c.TitanicStore != "" {
+		errs = append(errs, errors.New("titanic-dir and titanic-store cannot both be set: choose one Titanic store"))
+	}
+	// Only with the eMQP fronts on: off, their settings are not used.
+	if c.EMQPFrontend != "" || c.EMQPBackend != "" {
+		if c.EMQPPubIn != "" && c.EMQPPubOut == "" {
+			errs = append(errs, errors.New("emqp-pub-in needs emqp-pub-out: where subscribers receive what is published"))
+		}
+		if c.SchedulerStore != "" && !c.Scheduler {
+			errs = append(errs, errors.New("scheduler-store needs scheduler = true: only the built-in scheduler keeps schedules"))
+		}
+	}
+	return errs
 }
 
 var undefinedFlag = regexp.MustCompile(`^flag provided but not defined: -+(.+)$`)
