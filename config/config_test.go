@@ -320,3 +320,31 @@ func TestUsageListsEverySetting(t *testing.T) {
 		}
 	}
 }
+
+// Address lists show ADDRESS, endpoint lists ENDPOINT (issue 14).
+func TestUsageMetavars(t *testing.T) {
+	var b bytes.Buffer
+	Usage(&b)
+	for _, want := range []string{"--allow-ip ADDRESS\n", "--deny-ip ADDRESS\n", "--endpoint ENDPOINT\n",
+		"--plain-endpoint ENDPOINT\n", "--heartbeat DURATION\n", "--emqp-ignore-admin-disconnect\n"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("usage lacks %q", want)
+		}
+	}
+}
+
+// The eMQP bounds the README documents are settings, and reach emqp.Config.
+func TestEMQPBounds(t *testing.T) {
+	l, err := Load([]string{"--emqp-frontend=tcp://127.0.0.1:*", "--emqp-backend=tcp://127.0.0.1:*",
+		"--emqp-max-queued-bytes=1MiB", "--emqp-max-attempts=5", "--emqp-ignore-admin-disconnect"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, ok := l.Config.EMQP(nil)
+	if !ok || e.MaxQueuedBytes != 1<<20 || e.MaxAttempts != 5 || !e.IgnoreAdminDisconnect {
+		t.Fatalf("emqp config %+v", e)
+	}
+	if _, err := Load([]string{"--emqp-max-attempts=0"}, nil); err == nil {
+		t.Fatal("emqp-max-attempts=0 accepted")
+	}
+}
