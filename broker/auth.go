@@ -9,11 +9,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"time"
 
 	"github.com/majordomo-go/majordomo/auth"
 	"github.com/majordomo-go/majordomo/internal/inproc"
+	"github.com/majordomo-go/majordomo/internal/ratelog"
 	"github.com/majordomo-go/majordomo/internal/transport"
 	"github.com/majordomo-go/majordomo/mdp"
 )
@@ -76,8 +76,8 @@ func (s *Security) validate() error {
 		return bad("PlainEndpoints need a CURVE certificate and a password file")
 	}
 	for _, ep := range s.PlainEndpoints {
-		if !strings.HasPrefix(ep, "tcp://") && !strings.HasPrefix(ep, "ipc://") && !strings.HasPrefix(ep, "inproc://") {
-			return bad(fmt.Sprintf("plain endpoint %q must start with tcp://, ipc:// or inproc://", ep))
+		if err := transport.CheckEndpoint(ep, true); err != nil {
+			return bad("plain endpoint: " + err.Error())
 		}
 	}
 	if s.Authorizer != nil && s.mechanism() == transport.Null {
@@ -96,9 +96,7 @@ type security struct {
 	trustInproc bool
 	// Refusal logs are rate-limited (the counters are exact); the loop
 	// goroutine alone uses these.
-	logWindow  time.Time
-	logCount   int
-	suppressed int
+	refusals ratelog.Limiter
 }
 
 // startSecurity starts the ZAP handler in zctx (27/ZAP: "The handler SHALL
@@ -114,7 +112,8 @@ func startSecurity(cfg Config, zctx transport.Context, o transport.Options) (*se
 	if err != nil {
 		return nil, zctx, o, fmt.Errorf("broker: %w", err)
 	}
-	sec := &security{cfg: s, authz: s.Authorizer, trustInproc: len(cfg.Internal) > 0}
+	sec := &security{cfg: s, authz: s.Authorizer, trustInproc: len(cfg.Internal) > 0,
+		refusals: ratelog.Limiter{Window: time.Second, Burst: 20}}
 	// The policy is applied per message, by the User-Id the transport
 	// attaches.
 	o.UserID = s.Authorizer != nil
@@ -298,18 +297,12 @@ func (b *Broker) refuseRequest(sender []byte, m *mdp.Message) {
 // logRefusal logs at Warn, at most 20 lines a second; the counters are the
 // complete record.
 func (b *Broker) logRefusal(msg string, args ...any) {
-	s := b.sec
-	if b.now.Sub(s.logWindow) >= time.Second {
-		s.logWindow, s.logCount = b.now, 0
-	}
-	if s.logCount >= 20 {
-		s.suppressed++
+	n, ok := b.sec.refusals.Allow(b.now)
+	if !ok {
 		return
 	}
-	s.logCount++
-	if s.suppressed > 0 {
-		args = append(args, "not_logged_before", s.suppressed)
-		s.suppressed = 0
+	if n > 0 {
+		args = append(args, "not_logged_before", n)
 	}
 	b.log.Warn(msg, args...)
 }

@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"strings"
 	"time"
+
+	"github.com/majordomo-go/majordomo/internal/transport"
 )
 
 // Defaults for Config. The heartbeat defaults match the Guide's workers
@@ -139,8 +141,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: %s=%v: %s", ErrConfig, name, v, why)
 	}
 	for _, ep := range c.Endpoints {
-		if !strings.HasPrefix(ep, "tcp://") && !strings.HasPrefix(ep, "ipc://") && !strings.HasPrefix(ep, "inproc://") {
-			return bad("endpoint", ep, "must start with tcp://, ipc:// or inproc://")
+		if err := transport.CheckEndpoint(ep, true); err != nil {
+			return fmt.Errorf("%w: %w", ErrConfig, err)
 		}
 	}
 	for _, ep := range c.Internal {

@@ -189,7 +189,7 @@ metrics-max-services = 1.5
 		`:1: invalid value for heartbeat: want a duration string such as "2.5s", not a TOML integer`,
 		`:2: invalid value for liveness: must be positive`,
 		`:3: invalid value for max-queued-bytes: want a byte count`,
-		`:4: invalid value for endpoint: "udp://x" must start with tcp:// or ipc://`,
+		`:4: invalid value for endpoint: zmtp: bad endpoint "udp://x": unknown transport "udp" (tcp, ipc and inproc are supported)`,
 		`:5: invalid value for no-redelivery: want true or false, not a TOML string`,
 		`:6: invalid value for log-level: want debug, info, warn or error`,
 		`:7: invalid value for http: want host:port`,

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/majordomo-go/majordomo/internal/transport"
 )
 
 // kind is the type of a setting's value.
@@ -398,8 +400,8 @@ func checkEndpoints(v any) error {
 		return errors.New("want at least one endpoint")
 	}
 	for _, ep := range list {
-		if !strings.HasPrefix(ep, "tcp://") && !strings.HasPrefix(ep, "ipc://") && !strings.HasPrefix(ep, "inproc://") {
-			return fmt.Errorf("%q must start with tcp:// or ipc://", ep)
+		if err := transport.CheckEndpoint(ep, true); err != nil {
+			return err
 		}
 	}
 	return nil

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"time"
 
 	"github.com/majordomo-go/majordomo/auth"
@@ -198,8 +197,11 @@ func (c Config) Validate() error {
 		{"emqp-frontend", c.Frontend}, {"emqp-backend", c.Backend}, {"emqp-admin", c.Admin},
 		{"emqp-pub-in", c.PubIn}, {"emqp-pub-out", c.PubOut},
 	} {
-		if ep.v != "" && !strings.HasPrefix(ep.v, "tcp://") && !strings.HasPrefix(ep.v, "ipc://") && !strings.HasPrefix(ep.v, "inproc://") {
-			return bad(ep.name, ep.v, "must start with tcp://, ipc:// or inproc://")
+		if ep.v == "" {
+			continue
+		}
+		if err := transport.CheckEndpoint(ep.v, true); err != nil {
+			return fmt.Errorf("%w: %s: %w", ErrConfig, ep.name, err)
 		}
 	}
 	switch {
