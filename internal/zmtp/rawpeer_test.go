@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io"
 	"net"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -154,6 +153,3 @@ func (c *conn) queuedBytes() int {
 	defer c.mu.Unlock()
 	return len(c.out) + len(c.wbuf)
 }
-
-// inCI: interop tests fail rather than skip there.
-var inCI = os.Getenv("CI") != ""
