@@ -8,6 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/majordomo-go/majordomo/internal/ratelog"
 )
 
 // Reason says why a handshake was refused.
@@ -171,10 +173,7 @@ type Authenticator struct {
 	reloads  atomic.Uint64
 	fronts   frontCounters
 
-	logMu      sync.Mutex // Guards the log rate limiter.
-	logWindow  time.Time
-	logCount   int
-	suppressed int
+	refusals ratelog.Limiter // Refusal log lines; the counters are exact.
 }
 
 // NewAuthenticator reads the files cfg names and returns an Authenticator,
@@ -195,7 +194,8 @@ func NewAuthenticator(cfg Config) (*Authenticator, error) {
 	if cfg.CurveAllowDir == "" && !cfg.CurveAllowAny && cfg.PasswordFile == "" && ips.Empty() {
 		return nil, errNoMechanism
 	}
-	a := &Authenticator{cfg: cfg, ips: ips, log: cfg.Logger}
+	a := &Authenticator{cfg: cfg, ips: ips, log: cfg.Logger,
+		refusals: ratelog.Limiter{Window: time.Second, Burst: cfg.LogRate}}
 	st, err := a.load()
 	if err != nil {
 		return nil, err
@@ -359,7 +359,7 @@ func (a *Authenticator) accept(r *Request, userID string) Result {
 func (a *Authenticator) refuse(r *Request, why Reason, who string) Result {
 	a.refused[why].Add(1)
 	a.fronts.get(r.Domain).refused[why].Add(1)
-	if n, ok := a.mayLog(); ok {
+	if n, ok := a.refusals.Allow(time.Now()); ok {
 		args := []any{"front", r.Domain, "mechanism", r.Mechanism, "address", r.Address, "reason", why.String()}
 		if who != "" {
 			if r.Mechanism == "CURVE" {
@@ -374,25 +374,6 @@ func (a *Authenticator) refuse(r *Request, why Reason, who string) Result {
 		a.log.Warn("handshake refused", args...)
 	}
 	return Result{Status: "400", Text: "authentication refused", Reason: why}
-}
-
-// mayLog rate-limits refusal logs, so that a flood of bad handshakes cannot
-// flood the log; it returns how many refusals went unlogged before this one.
-func (a *Authenticator) mayLog() (int, bool) {
-	a.logMu.Lock()
-	defer a.logMu.Unlock()
-	now := time.Now()
-	if now.Sub(a.logWindow) >= time.Second {
-		a.logWindow, a.logCount = now, 0
-	}
-	if a.logCount >= a.cfg.LogRate {
-		a.suppressed++
-		return 0, false
-	}
-	a.logCount++
-	n := a.suppressed
-	a.suppressed = 0
-	return n, true
 }
 
 // maxFronts bounds the ZAP domains counted apart. Domains are set by the

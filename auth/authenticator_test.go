@@ -1,36 +1,18 @@
 package auth
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
+
+	"github.com/majordomo-go/majordomo/internal/testutil"
 )
 
 func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }
-
-// logBuffer collects log lines.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 func writeFile(t *testing.T, path, text string, mode os.FileMode) {
 	t.Helper()
@@ -55,7 +37,7 @@ func TestAuthenticatorCurveAllowList(t *testing.T) {
 	writeFile(t, filepath.Join(dir, "README"), "not a certificate\n", 0o644)
 	writeFile(t, filepath.Join(dir, ".hidden"), "ignored", 0o644)
 
-	var logs logBuffer
+	var logs testutil.SyncBuffer
 	a, err := NewAuthenticator(Config{CurveAllowDir: dir, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	if err != nil {
 		t.Fatal(err)
@@ -207,7 +189,7 @@ func TestIPFilter(t *testing.T) {
 }
 
 func TestRefusalLogRateLimit(t *testing.T) {
-	var logs logBuffer
+	var logs testutil.SyncBuffer
 	a, _ := NewAuthenticator(Config{CurveAllowAny: false, DenyIPs: []string{"10.0.0.1"}, LogRate: 5,
 		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	for i := 0; i < 100; i++ {

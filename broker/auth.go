@@ -8,11 +8,11 @@ package broker
 import (
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/majordomo-go/majordomo/auth"
 	"github.com/majordomo-go/majordomo/internal/inproc"
+	"github.com/majordomo-go/majordomo/internal/ratelog"
 	"github.com/majordomo-go/majordomo/internal/transport"
 	"github.com/majordomo-go/majordomo/mdp"
 )
@@ -74,8 +74,8 @@ func (s *Security) validate() error {
 		return &ConfigError{Field: "Security.PlainEndpoints", Reason: "need a CURVE certificate and a password file"}
 	}
 	for _, ep := range s.PlainEndpoints {
-		if !strings.HasPrefix(ep, "tcp://") && !strings.HasPrefix(ep, "ipc://") && !strings.HasPrefix(ep, "inproc://") {
-			return &ConfigError{Field: "Security.PlainEndpoints", Value: ep, Reason: "must start with tcp://, ipc:// or inproc://"}
+		if err := transport.CheckEndpoint(ep, true); err != nil {
+			return &ConfigError{Field: "Security.PlainEndpoints", Value: ep, Reason: err.Error()}
 		}
 	}
 	if s.Authorizer != nil && s.mechanism() == transport.Null {
@@ -94,9 +94,7 @@ type security struct {
 	trustInproc bool
 	// Refusal logs are rate-limited (the counters are exact); the loop
 	// goroutine alone uses these.
-	logWindow  time.Time
-	logCount   int
-	suppressed int
+	refusals ratelog.Limiter
 }
 
 // startSecurity starts the ZAP handler in zctx (27/ZAP: "The handler SHALL
@@ -112,7 +110,8 @@ func startSecurity(cfg Config, zctx transport.Context, o transport.Options) (*se
 	if err != nil {
 		return nil, zctx, o, fmt.Errorf("broker: %w", err)
 	}
-	sec := &security{cfg: s, authz: s.Authorizer, trustInproc: len(cfg.Internal) > 0}
+	sec := &security{cfg: s, authz: s.Authorizer, trustInproc: len(cfg.Internal) > 0,
+		refusals: ratelog.Limiter{Window: time.Second, Burst: 20}}
 	// The policy is applied per message, by the User-Id the transport
 	// attaches.
 	o.UserID = s.Authorizer != nil
@@ -296,18 +295,12 @@ func (b *Broker) refuseRequest(sender []byte, m *mdp.Message) {
 // logRefusal logs at Warn, at most 20 lines a second; the counters are the
 // complete record.
 func (b *Broker) logRefusal(msg string, args ...any) {
-	s := b.sec
-	if b.now.Sub(s.logWindow) >= time.Second {
-		s.logWindow, s.logCount = b.now, 0
-	}
-	if s.logCount >= 20 {
-		s.suppressed++
+	n, ok := b.sec.refusals.Allow(b.now)
+	if !ok {
 		return
 	}
-	s.logCount++
-	if s.suppressed > 0 {
-		args = append(args, "not_logged_before", s.suppressed)
-		s.suppressed = 0
+	if n > 0 {
+		args = append(args, "not_logged_before", n)
 	}
 	b.log.Warn(msg, args...)
 }

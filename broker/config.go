@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"strings"
 	"time"
+
+	"github.com/majordomo-go/majordomo/internal/transport"
 )
 
 // Defaults for Config. The heartbeat defaults match the Guide's workers
@@ -161,8 +163,8 @@ func (c Config) Validate() error {
 		return &ConfigError{Field: field, Value: v, Reason: why}
 	}
 	for _, ep := range c.Endpoints {
-		if !strings.HasPrefix(ep, "tcp://") && !strings.HasPrefix(ep, "ipc://") && !strings.HasPrefix(ep, "inproc://") {
-			return bad("Endpoints", ep, "must start with tcp://, ipc:// or inproc://")
+		if err := transport.CheckEndpoint(ep, true); err != nil {
+			return bad("Endpoints", ep, err.Error())
 		}
 	}
 	for _, ep := range c.Internal {

@@ -6,7 +6,6 @@ package broker
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net"
@@ -98,89 +97,6 @@ func newPeerID(t *testing.T, ep string, id []byte) *peer {
 	return p
 }
 
-// The harness's peer.recv treats an interrupted poll (EINTR, which Go's
-// preemption signal SIGURG can cause at any time) as fatal, so the tests in
-// this file use the EINTR-safe variants below.
-
-// hrecv waits up to d for a message; nil means none came.
-func (p *peer) hrecv(d time.Duration) [][]byte {
-	p.t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		left := time.Until(deadline)
-		if left < 0 {
-			left = 0
-		}
-		ok, err := p.sock.WaitReadable(left)
-		if errors.Is(err, transport.ErrInterrupted) {
-			continue
-		}
-		if err != nil {
-			p.t.Fatalf("poll: %v", err)
-		}
-		if !ok {
-			return nil
-		}
-		f, _, err := p.sock.Recv(0, true)
-		if errors.Is(err, transport.ErrInterrupted) || errors.Is(err, transport.ErrAgain) {
-			continue
-		}
-		if err != nil {
-			p.t.Fatalf("recv: %v", err)
-		}
-		return f
-	}
-}
-
-// hrecvSkip is hrecv that ignores HEARTBEATs, as a worker must.
-func (p *peer) hrecvSkip(d time.Duration) [][]byte {
-	p.t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		left := time.Until(deadline)
-		if left < 0 {
-			return nil
-		}
-		f := p.hrecv(left)
-		if f == nil {
-			return nil
-		}
-		if m, err := mdp.DecodeFromBroker(f); err == nil && m.Command == mdp.Heartbeat {
-			continue
-		}
-		return f
-	}
-}
-
-// hgetRequest waits for a worker REQUEST and returns its client address
-// and body.
-func (p *peer) hgetRequest(d time.Duration) (client []byte, body [][]byte) {
-	p.t.Helper()
-	f := p.hrecvSkip(d)
-	if f == nil {
-		p.t.Fatalf("no REQUEST within %v", d)
-	}
-	m, err := mdp.DecodeFromBroker(f)
-	if err != nil || m.Role != mdp.RoleWorker || m.Command != mdp.Request {
-		p.t.Fatalf("want worker REQUEST, got %q (%v)", f, err)
-	}
-	return m.Client, m.Body
-}
-
-// hgetReply waits for a client reply of version v and command cmd.
-func (p *peer) hgetReply(d time.Duration, v mdp.Version, cmd mdp.Command) (service string, body []string) {
-	p.t.Helper()
-	f := p.hrecvSkip(d)
-	if f == nil {
-		p.t.Fatalf("no %v %v within %v", v, cmd, d)
-	}
-	m, err := mdp.DecodeFromBroker(f)
-	if err != nil || m.Role != mdp.RoleClient || m.Version != v || m.Command != cmd {
-		p.t.Fatalf("want %v client %v, got %q (%v)", v, cmd, f, err)
-	}
-	return string(m.Service), bstr(m.Body)
-}
-
 // waitUpTo is waitFor with its own deadline that reports failure instead of
 // stopping the test, so that one broken expectation does not hide the others.
 func waitUpTo(t *testing.T, b *testBroker, d time.Duration, cond func(Stats) bool) (Stats, bool) {
@@ -203,7 +119,7 @@ func waitUpTo(t *testing.T, b *testBroker, d time.Duration, cond func(Stats) boo
 // It reports failure with Errorf and returns whether the DISCONNECT came.
 func expectDisconnectV(t *testing.T, p *peer, v mdp.Version, d time.Duration) bool {
 	t.Helper()
-	f := p.hrecvSkip(d)
+	f := p.recvSkip(d)
 	if f == nil {
 		t.Errorf("no DISCONNECT within %v", d)
 		return false
@@ -216,12 +132,32 @@ func expectDisconnectV(t *testing.T, p *peer, v mdp.Version, d time.Duration) bo
 	return true
 }
 
-// expectSilence checks that nothing at all, not even a HEARTBEAT, reaches p
-// for d.
-func expectSilence(t *testing.T, p *peer, d time.Duration) {
+// named is a peer and the test case it stands for.
+type named struct {
+	name string
+	p    *peer
+}
+
+// expectQuiet checks that the peers (workers the broker removed) were sent
+// nothing at all, not even a HEARTBEAT, since: it waits until a worker of
+// its own has been sent two HEARTBEATs, so that the broker's heartbeat
+// timer has run at least once more, then proves with a round trip on each
+// peer that nothing sent earlier is still on its way (peer.barrier).
+func expectQuiet(t *testing.T, b *testBroker, peers []named) {
 	t.Helper()
-	if f := p.hrecv(d); f != nil {
-		t.Errorf("peer received %q, want nothing", f)
+	clock := newPeer(t, b.ep)
+	clock.ready(mdp.V1, "quiet.clock")
+	for range 2 {
+		f := clock.recv(5 * time.Second)
+		if m, err := mdp.DecodeFromBroker(f); f == nil || err != nil || m.Command != mdp.Heartbeat {
+			t.Fatalf("clock worker: got %q, want a HEARTBEAT within 5s", f)
+		}
+	}
+	clock.sendMsg(&mdp.Message{Version: mdp.V1, Role: mdp.RoleWorker, Command: mdp.Disconnect})
+	for _, q := range peers {
+		if f := q.p.barrier(false); f != nil {
+			t.Errorf("%s: received %q, want nothing", q.name, f)
+		}
 	}
 }
 
@@ -233,10 +169,6 @@ func patientConfig() Config {
 	cfg.HeartbeatLiveness = 100
 	return cfg
 }
-
-// quietWindow is how long a peer that must hear nothing more is watched:
-// several heartbeat intervals of fastConfig.
-const quietWindow = 350 * time.Millisecond
 
 // checkNormalTraffic registers a 0.1 and a 0.2 worker on services named after
 // prefix, has clients of both versions call both workers, and checks MMI. It
@@ -267,7 +199,7 @@ func checkNormalTraffic(t *testing.T, b *testBroker, prefix string) []*peer {
 			w := workers[wv]
 			tag := fmt.Sprintf("%v->%v", cv, wv)
 			c.request(cv, svc[wv], "ping", tag)
-			client, body := w.hgetRequest(d)
+			client, body := w.getRequest(d)
 			if !eq(bstr(body), "ping", tag) {
 				t.Fatalf("%s: worker got body %q", tag, body)
 			}
@@ -276,11 +208,11 @@ func checkNormalTraffic(t *testing.T, b *testBroker, prefix string) []*peer {
 			}
 			w.reply(wv, mdp.Final, client, "pong", tag)
 			if wv == mdp.V2 && cv == mdp.V2 {
-				if s, rb := c.hgetReply(d, cv, mdp.Partial); s != svc[wv] || !eq(rb, "part", tag) {
+				if s, rb := c.getReply(d, cv, mdp.Partial); s != svc[wv] || !eq(rb, "part", tag) {
 					t.Fatalf("%s: PARTIAL %q %q", tag, s, rb)
 				}
 			}
-			if s, rb := c.hgetReply(d, cv, mdp.Final); s != svc[wv] || !eq(rb, "pong", tag) {
+			if s, rb := c.getReply(d, cv, mdp.Final); s != svc[wv] || !eq(rb, "pong", tag) {
 				t.Fatalf("%s: reply %q %q", tag, s, rb)
 			}
 		}
@@ -289,7 +221,7 @@ func checkNormalTraffic(t *testing.T, b *testBroker, prefix string) []*peer {
 			t.Helper()
 			beat()
 			c.request(cv, service, body...)
-			s, rb := c.hgetReply(d, cv, mdp.Final)
+			s, rb := c.getReply(d, cv, mdp.Final)
 			if s != service {
 				t.Fatalf("%v %s: reply for service %q", cv, service, s)
 			}
@@ -482,12 +414,9 @@ func TestHostileCatalogue(t *testing.T) {
 
 	// Nothing came back to any sender, not even a DISCONNECT: they never
 	// registered. Anything the broker sent would have been sent before it
-	// counted the drop, so one short wait covers every peer.
-	time.Sleep(3 * fastConfig().HeartbeatInterval)
-	for i, p := range peers {
-		if f := p.hrecv(time.Millisecond); f != nil {
-			t.Errorf("%q: sender received %q, want nothing", cat[i].name, f)
-		}
+	// counted the drop, so a round trip on each proves it.
+	for _, p := range peers {
+		p.expectSilent()
 		p.close()
 	}
 
@@ -560,11 +489,7 @@ func TestHostileFromRegisteredWorker(t *testing.T) {
 	// Short windows: the whole test stays well inside the workers' liveness,
 	// so that expiry cannot hide a worker that was not removed.
 	const win = 300 * time.Millisecond
-	type removed struct {
-		name string
-		p    *peer
-	}
-	var quiet []removed
+	var quiet []named
 	n := 0
 	for _, v := range []mdp.Version{mdp.V1, mdp.V2} {
 		for _, c := range registeredCases() {
@@ -578,7 +503,7 @@ func TestHostileFromRegisteredWorker(t *testing.T) {
 			waitFor(t, b, name+": A registered", func(s Stats) bool { return s.Workers == base+1 })
 			client := newPeer(t, b.ep)
 			client.request(mdp.V2, svc, "job", "42")
-			addr, body := a.hgetRequest(2 * time.Second)
+			addr, body := a.getRequest(2 * time.Second)
 			if !eq(bstr(body), "job", "42") {
 				t.Fatalf("%s: worker A got %q", name, body)
 			}
@@ -594,7 +519,7 @@ func TestHostileFromRegisteredWorker(t *testing.T) {
 				t.Fatalf("%s: message not counted as %v", name, c.want)
 			}
 			if expectDisconnectV(t, a, v, win) {
-				quiet = append(quiet, removed{name, a})
+				quiet = append(quiet, named{name, a})
 			}
 			s, ok := waitUpTo(t, b, win, func(s Stats) bool {
 				return s.Removed[RemovedInvalid] == before.Removed[RemovedInvalid]+1
@@ -609,14 +534,14 @@ func TestHostileFromRegisteredWorker(t *testing.T) {
 
 			// The held request goes to worker B, whose reply reaches the
 			// client.
-			f := bw.hrecvSkip(win)
+			f := bw.recvSkip(win)
 			if f == nil {
 				// Show the consequence: A, heartbeating like any live
 				// worker, stays busy for ever with a request whose reply
 				// was thrown away, and the client never hears back.
 				a.sendMsg(&mdp.Message{Version: v, Role: mdp.RoleWorker, Command: mdp.Heartbeat})
 				got := "nothing"
-				if cf := client.hrecv(win); cf != nil {
+				if cf := client.recv(win); cf != nil {
 					got = fmt.Sprintf("%q", cf)
 				}
 				s := b.Stats()
@@ -630,7 +555,7 @@ func TestHostileFromRegisteredWorker(t *testing.T) {
 				t.Fatalf("%s: worker B got %q (%v), want the redelivered request", name, f, err)
 			}
 			bw.reply(v, mdp.Final, m.Client, "done by B")
-			if _, rb := client.hgetReply(2*time.Second, mdp.V2, mdp.Final); !eq(rb, "done by B") {
+			if _, rb := client.getReply(2*time.Second, mdp.V2, mdp.Final); !eq(rb, "done by B") {
 				t.Errorf("%s: client got %q", name, rb)
 			}
 			if s := b.Stats(); s.Redelivered != before.Redelivered+1 || s.Workers != base+1 {
@@ -640,14 +565,9 @@ func TestHostileFromRegisteredWorker(t *testing.T) {
 		}
 	}
 	t.Logf("%d malformed-message cases from registered workers", n)
-	// The removed workers hear nothing more, not even a HEARTBEAT, for
-	// several heartbeat intervals.
-	time.Sleep(quietWindow)
-	for _, r := range quiet {
-		if f := r.p.hrecv(time.Millisecond); f != nil {
-			t.Errorf("%s: removed worker received %q after its DISCONNECT", r.name, f)
-		}
-	}
+	// The removed workers hear nothing more, not even a HEARTBEAT, while
+	// the broker's heartbeat timer runs.
+	expectQuiet(t, b, quiet)
 }
 
 // TestUnexpectedCommands: 7/MDP and 18/MDP "The broker MUST respond to any
@@ -716,13 +636,9 @@ func TestUnexpectedCommands(t *testing.T) {
 	// receive a forgery.
 	victim := newPeerID(t, b.ep, []byte("victim"))
 	victim.request(mdp.V2, "mmi.service", "svc")
-	victim.hgetReply(2*time.Second, mdp.V2, mdp.Final) // Now known to the ROUTER.
+	victim.getReply(2*time.Second, mdp.V2, mdp.Final) // Now known to the ROUTER.
 
-	type watched struct {
-		name string
-		p    *peer
-	}
-	var quiet []watched // Peers that must hear nothing more.
+	var quiet []named // Peers that must hear nothing more.
 	for i, c := range cases {
 		name := fmt.Sprintf("%v/%s", c.v, c.name)
 		t.Logf("case %s", name)
@@ -735,14 +651,14 @@ func TestUnexpectedCommands(t *testing.T) {
 		if c.holding {
 			requester := newPeer(t, b.ep)
 			requester.request(mdp.V2, svc, "job")
-			w.hgetRequest(2 * time.Second)
-			quiet = append(quiet, watched{name + " (its requester)", requester})
+			w.getRequest(2 * time.Second)
+			quiet = append(quiet, named{name + " (its requester)", requester})
 		}
 		before := b.Stats()
 
 		c.send(w, svc)
 		if expectDisconnectV(t, w, c.v, 2*time.Second) {
-			quiet = append(quiet, watched{name, w})
+			quiet = append(quiet, named{name, w})
 		}
 		wantRemoved := before.Removed
 		if c.registered {
@@ -779,7 +695,7 @@ func TestUnexpectedCommands(t *testing.T) {
 		if s.TotalDropped() != before.TotalDropped()+1 || s.Removed != before.Removed || s.Workers != 0 {
 			t.Errorf("%s: changed counters: Dropped=%v Removed=%v Workers=%d", name, s.Dropped, s.Removed, s.Workers)
 		}
-		quiet = append(quiet, watched{name, p})
+		quiet = append(quiet, named{name, p})
 	}
 	// DISCONNECT after READY: the worker is removed, and the broker "MUST
 	// send no further commands to that worker".
@@ -797,28 +713,17 @@ func TestUnexpectedCommands(t *testing.T) {
 		}
 		// HEARTBEATs sent before the DISCONNECT was handled may still be in
 		// flight; nothing else may come, then or later.
-		for {
-			f := p.hrecv(20 * time.Millisecond)
-			if f == nil {
-				break
-			}
-			if m, err := mdp.DecodeFromBroker(f); err != nil || m.Command != mdp.Heartbeat {
-				t.Errorf("%s: got %q after DISCONNECT", name, f)
-			}
+		if f := p.barrier(true); f != nil {
+			t.Errorf("%s: got %q after DISCONNECT", name, f)
 		}
-		quiet = append(quiet, watched{name, p})
+		quiet = append(quiet, named{name, p})
 	}
 
-	// Nothing more for any of them, not even a HEARTBEAT, for several
-	// heartbeat intervals; nothing for the clients either, so no forged reply
-	// was forwarded.
-	time.Sleep(quietWindow)
-	quiet = append(quiet, watched{"victim client", victim})
-	for _, q := range quiet {
-		if f := q.p.hrecv(time.Millisecond); f != nil {
-			t.Errorf("%s: received %q, want nothing", q.name, f)
-		}
-	}
+	// Nothing more for any of them, not even a HEARTBEAT, while the
+	// heartbeat timer runs; nothing for the clients either, so no forged
+	// reply was forwarded.
+	quiet = append(quiet, named{"victim client", victim})
+	expectQuiet(t, b, quiet)
 	t.Logf("%d unexpected-command cases, 4 DISCONNECT cases", len(cases))
 }
 
@@ -836,7 +741,7 @@ func TestMMIWorkerRejected(t *testing.T) {
 			p.ready(v, name)
 			// The DISCONNECT is the very first thing it hears (p.hrecv, not
 			// hrecvSkip: it must not have been sent a HEARTBEAT either).
-			f := p.hrecv(2 * time.Second)
+			f := p.recv(2 * time.Second)
 			m, err := mdp.DecodeFromBroker(f)
 			if f == nil || err != nil || m.Command != mdp.Disconnect || m.Version != v {
 				t.Fatalf("%v READY %q: want DISCONNECT, got %q (%v)", v, name, f, err)
@@ -861,12 +766,12 @@ func TestMMIWorkerRejected(t *testing.T) {
 		c := newPeer(t, b.ep)
 		for _, name := range []string{"mmi.service", "mmi.foo", "mmi."} {
 			c.request(cv, "mmi.service", name)
-			if _, rb := c.hgetReply(2*time.Second, cv, mdp.Final); !eq(rb, "404") {
+			if _, rb := c.getReply(2*time.Second, cv, mdp.Final); !eq(rb, "404") {
 				t.Errorf("%v mmi.service %q = %q, want 404", cv, name, rb)
 			}
 		}
 		c.request(cv, "mmi.services", "x")
-		if _, rb := c.hgetReply(2*time.Second, cv, mdp.Final); !eq(rb, "200") {
+		if _, rb := c.getReply(2*time.Second, cv, mdp.Final); !eq(rb, "200") {
 			t.Errorf("%v mmi.services = %q, want only 200", cv, rb)
 		}
 	}
@@ -879,21 +784,21 @@ func TestMMIWorkerRejected(t *testing.T) {
 		waitFor(t, b, "mmi.worker registered", func(s Stats) bool { return s.Workers == 1 })
 		c := newPeer(t, b.ep)
 		c.request(mdp.V2, "mmi.service", "echo")
-		if _, rb := c.hgetReply(2*time.Second, mdp.V2, mdp.Final); !eq(rb, "200") {
+		if _, rb := c.getReply(2*time.Second, mdp.V2, mdp.Final); !eq(rb, "200") {
 			t.Fatalf("mmi.service echo = %q, want 200", rb)
 		}
 		c.request(v, "echo", "hi")
-		addr, body := w.hgetRequest(2 * time.Second)
+		addr, body := w.getRequest(2 * time.Second)
 		if !eq(bstr(body), "hi") {
 			t.Fatalf("worker got %q", body)
 		}
 		w.reply(v, mdp.Final, addr, "hi back")
-		if _, rb := c.hgetReply(2*time.Second, v, mdp.Final); !eq(rb, "hi back") {
+		if _, rb := c.getReply(2*time.Second, v, mdp.Final); !eq(rb, "hi back") {
 			t.Fatalf("reply %q", rb)
 		}
 		w.sendMsg(&mdp.Message{Version: v, Role: mdp.RoleWorker, Command: mdp.Disconnect})
 		waitWorkers(t, b, 0)
-		if f := w.hrecvSkip(50 * time.Millisecond); f != nil {
+		if f := w.barrier(true); f != nil {
 			t.Errorf("worker got %q after its DISCONNECT", f)
 		}
 	}
@@ -903,10 +808,11 @@ func TestMMIWorkerRejected(t *testing.T) {
 	}
 
 	// The refused workers heard nothing after their DISCONNECT.
-	time.Sleep(quietWindow)
-	for _, p := range rejected {
-		expectSilence(t, p, time.Millisecond)
+	var refused []named
+	for i, p := range rejected {
+		refused = append(refused, named{fmt.Sprintf("refused worker %d", i), p})
 	}
+	expectQuiet(t, b, refused)
 }
 
 // randomMessage returns a random frame list of 0..20 frames, often shaped
@@ -1004,7 +910,7 @@ func TestRandomFramesDoNotWedge(t *testing.T) {
 		p.request(mdp.V2, marker, "x")
 		deadline := time.Now().Add(3 * time.Second)
 		for {
-			f := p.hrecv(time.Until(deadline))
+			f := p.recv(time.Until(deadline))
 			if f == nil {
 				t.Fatalf("peer %d: no reply to its marker; broker wedged? stats %+v", i, b.Stats())
 			}

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/majordomo-go/majordomo/internal/testutil"
 	"github.com/majordomo-go/majordomo/mdp"
 )
 
@@ -105,8 +106,10 @@ func TestShutdownDrainsInFlight(t *testing.T) {
 		shut <- b.Shutdown(ctx)
 	}()
 	// Draining: a new request is accepted but not dispatched.
-	waitFor(t, tb, "draining", func(s Stats) bool { return true })
-	time.Sleep(50 * time.Millisecond)
+	testutil.Eventually(t, testutil.WaitLimit, "draining", func() bool {
+		var paused bool
+		return b.inLoop(func() { paused = b.pool.Paused() }) && paused
+	})
 	c.request(mdp.V1, "slow", "late")
 	waitFor(t, tb, "late queued", func(s Stats) bool { return s.Queued == 1 })
 	// The in-flight request completes and its reply is delivered.

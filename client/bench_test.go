@@ -4,16 +4,17 @@ import (
 	"context"
 	"testing"
 
+	"github.com/majordomo-go/majordomo/internal/testutil/harness"
 	"github.com/majordomo-go/majordomo/worker"
 )
 
 // BenchmarkRequest measures one synchronous round trip through an
 // in-process broker and worker.
 func BenchmarkRequest(b *testing.B) {
-	br := startBroker(b)
-	runWorker(b, br.endpoint, "echo", worker.HandlerFunc(echo))
-	c := connect(b, br.endpoint)
-	waitService(b, c, "echo")
+	br := harness.StartBroker(b)
+	harness.RunWorker(b, br.Endpoint, "echo", worker.HandlerFunc(harness.Echo))
+	c := harness.Connect(b, br.Endpoint)
+	harness.WaitService(b, c, "echo")
 	ctx := context.Background()
 	body := []byte("hello")
 	b.ResetTimer()

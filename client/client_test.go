@@ -12,23 +12,25 @@ import (
 
 	"github.com/majordomo-go/majordomo/broker"
 	"github.com/majordomo-go/majordomo/client"
+	"github.com/majordomo-go/majordomo/internal/testutil"
+	"github.com/majordomo-go/majordomo/internal/testutil/harness"
 	"github.com/majordomo-go/majordomo/mdp"
 	"github.com/majordomo-go/majordomo/worker"
 )
 
 func TestRequestRoundTrip(t *testing.T) {
-	for _, v := range versions() {
+	for _, v := range harness.Versions() {
 		t.Run(v.String(), func(t *testing.T) {
-			b := startBroker(t)
-			runWorker(t, b.endpoint, "echo", worker.HandlerFunc(echo), worker.WithVersion(v))
-			c := connect(t, b.endpoint, client.WithVersion(v))
+			b := harness.StartBroker(t)
+			harness.RunWorker(t, b.Endpoint, "echo", worker.HandlerFunc(harness.Echo), worker.WithVersion(v))
+			c := harness.Connect(t, b.Endpoint, client.WithVersion(v))
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
 			rep, err := c.Request(ctx, "echo", []byte("hello"), []byte("world"))
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := strs(rep); !slices.Equal(got, []string{"hello", "world"}) {
+			if got := testutil.Strs(rep); !slices.Equal(got, []string{"hello", "world"}) {
 				t.Fatalf("reply %q", got)
 			}
 			// No body: one empty frame goes out, since a REQUEST needs
@@ -45,7 +47,7 @@ func TestRequestRoundTrip(t *testing.T) {
 }
 
 func TestRequestBadArguments(t *testing.T) {
-	c := connect(t, "tcp://127.0.0.1:1")
+	c := harness.Connect(t, "tcp://127.0.0.1:1")
 	if _, err := c.Request(context.Background(), ""); !errors.Is(err, client.ErrEmptyService) {
 		t.Fatalf("empty service: %v", err)
 	}
@@ -59,7 +61,7 @@ func TestRequestBadArguments(t *testing.T) {
 
 // A request to a broker that is not there fails after 1 + retries attempts.
 func TestTimeoutAfterRetries(t *testing.T) {
-	c := connect(t, "tcp://127.0.0.1:1", client.WithTimeout(50*time.Millisecond), client.WithRetries(2))
+	c := harness.Connect(t, "tcp://127.0.0.1:1", client.WithTimeout(50*time.Millisecond), client.WithRetries(2))
 	start := time.Now()
 	_, err := c.Request(context.Background(), "echo", []byte("x"))
 	elapsed := time.Since(start)
@@ -75,10 +77,10 @@ func TestTimeoutAfterRetries(t *testing.T) {
 // The broker is closed while a request is in flight and a new one starts on
 // the same port: Lazy Pirate resends on a new socket and the reply comes.
 func TestRetryAcrossBrokerRestart(t *testing.T) {
-	b := startBroker(t)
+	b := harness.StartBroker(t)
 	var calls atomic.Int32
 	got := make(chan struct{}, 10)
-	runWorker(t, b.endpoint, "svc", worker.HandlerFunc(func(ctx context.Context, req *worker.Request) ([][]byte, error) {
+	harness.RunWorker(t, b.Endpoint, "svc", worker.HandlerFunc(func(ctx context.Context, req *worker.Request) ([][]byte, error) {
 		n := calls.Add(1)
 		got <- struct{}{}
 		if n == 1 {
@@ -87,8 +89,8 @@ func TestRetryAcrossBrokerRestart(t *testing.T) {
 		}
 		return req.Body, nil
 	}))
-	c := connect(t, b.endpoint, client.WithTimeout(300*time.Millisecond), client.WithRetries(10))
-	waitService(t, c, "svc")
+	c := harness.Connect(t, b.Endpoint, client.WithTimeout(300*time.Millisecond), client.WithRetries(10))
+	harness.WaitService(t, c, "svc")
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -106,7 +108,7 @@ func TestRetryAcrossBrokerRestart(t *testing.T) {
 	case <-ctx.Done():
 		t.Fatal("request never reached the worker")
 	}
-	b.restart()
+	b.Restart()
 	r := <-res
 	if r.err != nil {
 		t.Fatalf("request across restart: %v", r.err)
@@ -120,8 +122,8 @@ func TestRetryAcrossBrokerRestart(t *testing.T) {
 }
 
 func TestContextDeadlineAndCancel(t *testing.T) {
-	b := startBroker(t)
-	c := connect(t, b.endpoint)
+	b := harness.StartBroker(t)
+	c := harness.Connect(t, b.Endpoint)
 
 	// No worker: the context's deadline ends the call.
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
@@ -154,15 +156,15 @@ func TestContextDeadlineAndCancel(t *testing.T) {
 // A cancelled request's late reply must not be taken for the next
 // request's reply.
 func TestLateReplyNotMisattributed(t *testing.T) {
-	b := startBroker(t)
-	runWorker(t, b.endpoint, "slow", worker.HandlerFunc(func(ctx context.Context, req *worker.Request) ([][]byte, error) {
+	b := harness.StartBroker(t)
+	harness.RunWorker(t, b.Endpoint, "slow", worker.HandlerFunc(func(ctx context.Context, req *worker.Request) ([][]byte, error) {
 		if string(req.Body[0]) == "first" {
 			time.Sleep(200 * time.Millisecond)
 		}
 		return req.Body, nil
 	}))
-	c := connect(t, b.endpoint)
-	waitService(t, c, "slow")
+	c := harness.Connect(t, b.Endpoint)
+	harness.WaitService(t, c, "slow")
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	if _, err := c.Request(ctx, "slow", []byte("first")); !errors.Is(err, context.DeadlineExceeded) {
@@ -184,14 +186,14 @@ func TestLateReplyNotMisattributed(t *testing.T) {
 // Many goroutines on one client, several services: every caller gets its
 // own reply.
 func TestConcurrentCallers(t *testing.T) {
-	b := startBroker(t)
+	b := harness.StartBroker(t)
 	services := []string{"a", "b", "c"}
 	for _, s := range services {
-		runWorker(t, b.endpoint, s, worker.HandlerFunc(echo), worker.WithConcurrency(2))
+		harness.RunWorker(t, b.Endpoint, s, worker.HandlerFunc(harness.Echo), worker.WithConcurrency(2))
 	}
-	c := connect(t, b.endpoint)
+	c := harness.Connect(t, b.Endpoint)
 	for _, s := range services {
-		waitService(t, c, s)
+		harness.WaitService(t, c, s)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -222,7 +224,7 @@ func TestConcurrentCallers(t *testing.T) {
 }
 
 func TestStream(t *testing.T) {
-	b := startBroker(t)
+	b := harness.StartBroker(t)
 	stream := worker.HandlerFunc(func(ctx context.Context, req *worker.Request) ([][]byte, error) {
 		for i := range 3 {
 			if err := req.Partial([]byte(fmt.Sprintf("part %d", i))); err != nil {
@@ -234,13 +236,13 @@ func TestStream(t *testing.T) {
 		}
 		return [][]byte{[]byte("done")}, nil
 	})
-	runWorker(t, b.endpoint, "stream", stream, worker.WithVersion(mdp.V2))
-	runWorker(t, b.endpoint, "stream1", stream, worker.WithVersion(mdp.V1))
+	harness.RunWorker(t, b.Endpoint, "stream", stream, worker.WithVersion(mdp.V2))
+	harness.RunWorker(t, b.Endpoint, "stream1", stream, worker.WithVersion(mdp.V1))
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 
-	c2 := connect(t, b.endpoint, client.WithVersion(mdp.V2))
-	waitService(t, c2, "stream")
+	c2 := harness.Connect(t, b.Endpoint, client.WithVersion(mdp.V2))
+	harness.WaitService(t, c2, "stream")
 	var got []string
 	for body, err := range c2.Stream(ctx, "stream", []byte("go")) {
 		if err != nil {
@@ -269,8 +271,8 @@ func TestStream(t *testing.T) {
 	}
 
 	// Under 7/MDP a stream is the single REPLY.
-	c1 := connect(t, b.endpoint)
-	waitService(t, c1, "stream1")
+	c1 := harness.Connect(t, b.Endpoint)
+	harness.WaitService(t, c1, "stream1")
 	got = got[:0]
 	for body, err := range c1.Stream(ctx, "stream1") {
 		if err != nil {
@@ -284,10 +286,10 @@ func TestStream(t *testing.T) {
 }
 
 func TestMMI(t *testing.T) {
-	b := startBroker(t)
+	b := harness.StartBroker(t)
 	block := make(chan struct{})
-	runWorker(t, b.endpoint, "echo", worker.HandlerFunc(echo))
-	runWorker(t, b.endpoint, "busy", worker.HandlerFunc(func(ctx context.Context, req *worker.Request) ([][]byte, error) {
+	harness.RunWorker(t, b.Endpoint, "echo", worker.HandlerFunc(harness.Echo))
+	harness.RunWorker(t, b.Endpoint, "busy", worker.HandlerFunc(func(ctx context.Context, req *worker.Request) ([][]byte, error) {
 		select {
 		case <-block:
 		case <-ctx.Done():
@@ -295,10 +297,10 @@ func TestMMI(t *testing.T) {
 		return req.Body, nil
 	}), worker.WithConcurrency(2))
 	defer close(block)
-	for _, v := range versions() {
-		c := connect(t, b.endpoint, client.WithVersion(v))
-		waitService(t, c, "echo")
-		waitService(t, c, "busy")
+	for _, v := range harness.Versions() {
+		c := harness.Connect(t, b.Endpoint, client.WithVersion(v))
+		harness.WaitService(t, c, "echo")
+		harness.WaitService(t, c, "busy")
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 
@@ -322,11 +324,11 @@ func TestMMI(t *testing.T) {
 		}
 	}
 	// One busy worker of two, then one queued request.
-	p, err := connect(t, b.endpoint).Pipeline(0)
+	p, err := harness.Connect(t, b.Endpoint).Pipeline(0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := connect(t, b.endpoint)
+	c := harness.Connect(t, b.Endpoint)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	for range 3 {
@@ -336,23 +338,20 @@ func TestMMI(t *testing.T) {
 	}
 	want := client.WorkerCounts{Idle: 0, Busy: 2, Queued: 1}
 	var got client.WorkerCounts
-	for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); {
+	testutil.Eventually(t, testutil.WaitLimit, "two busy workers and one queued request", func() bool {
 		if got, err = c.Workers(ctx, "busy"); err != nil {
 			t.Fatal(err)
 		}
-		if got == want {
-			break
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return got == want
+	})
 	if got != want {
 		t.Fatalf("Workers(busy) = %+v, want %+v", got, want)
 	}
 }
 
 func TestClose(t *testing.T) {
-	b := startBroker(t)
-	c, err := client.Connect(b.endpoint, client.WithLogger(logger()))
+	b := harness.StartBroker(t)
+	c, err := client.Connect(b.Endpoint, client.WithLogger(testutil.Logger()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -361,7 +360,8 @@ func TestClose(t *testing.T) {
 		_, err := c.Request(context.Background(), "nobody", []byte("x"))
 		res <- err
 	}()
-	time.Sleep(50 * time.Millisecond)
+	// Close while the request waits in the broker's queue.
+	b.WaitStats("the request queued", func(s broker.Stats) bool { return s.Queued == 1 })
 	if err := c.Close(); err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/majordomo-go/majordomo/client"
+	"github.com/majordomo-go/majordomo/internal/testutil/harness"
 	"github.com/majordomo-go/majordomo/worker"
 )
 
@@ -60,10 +61,10 @@ func startGuideBroker(t *testing.T, heartbeat time.Duration) string {
 func TestInteropGuideBroker(t *testing.T) {
 	const hb = 100 * time.Millisecond
 	ep := startGuideBroker(t, hb)
-	runWorker(t, ep, "echo", worker.HandlerFunc(echo), worker.WithHeartbeat(hb))
+	harness.RunWorker(t, ep, "echo", worker.HandlerFunc(harness.Echo), worker.WithHeartbeat(hb))
 	// The Guide's broker heartbeats idle workers only: a handler longer
 	// than liveness × heartbeat needs WithBusyLiveness(false).
-	runWorker(t, ep, "slow", worker.HandlerFunc(func(ctx context.Context, req *worker.Request) ([][]byte, error) {
+	harness.RunWorker(t, ep, "slow", worker.HandlerFunc(func(ctx context.Context, req *worker.Request) ([][]byte, error) {
 		select {
 		case <-time.After(5 * hb):
 		case <-ctx.Done():
@@ -71,9 +72,9 @@ func TestInteropGuideBroker(t *testing.T) {
 		}
 		return req.Body, nil
 	}), worker.WithHeartbeat(hb), worker.WithBusyLiveness(false))
-	c := connect(t, ep, client.WithTimeout(2*time.Second))
-	waitService(t, c, "echo")
-	waitService(t, c, "slow")
+	c := harness.Connect(t, ep, client.WithTimeout(2*time.Second))
+	harness.WaitService(t, c, "echo")
+	harness.WaitService(t, c, "slow")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	for i := range 20 {
@@ -122,7 +123,7 @@ func TestInteropGuideBrokerQuestions(t *testing.T) {
 	const timeout = 150 * time.Millisecond
 	ep := startGuideBroker(t, hb)
 	var runs atomic.Int32
-	runWorker(t, ep, "slow", worker.HandlerFunc(func(ctx context.Context, req *worker.Request) ([][]byte, error) {
+	harness.RunWorker(t, ep, "slow", worker.HandlerFunc(func(ctx context.Context, req *worker.Request) ([][]byte, error) {
 		runs.Add(1)
 		select {
 		case <-time.After(4 * timeout):
@@ -131,8 +132,8 @@ func TestInteropGuideBrokerQuestions(t *testing.T) {
 		}
 		return req.Body, nil
 	}), worker.WithHeartbeat(hb), worker.WithBusyLiveness(false), worker.WithConcurrency(2))
-	c := connect(t, ep, client.WithTimeout(timeout), client.WithRetries(3))
-	waitService(t, c, "slow")
+	c := harness.Connect(t, ep, client.WithTimeout(timeout), client.WithRetries(3))
+	harness.WaitService(t, c, "slow")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	start := time.Now()

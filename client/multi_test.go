@@ -11,16 +11,17 @@ import (
 
 	"github.com/majordomo-go/majordomo/client"
 	"github.com/majordomo-go/majordomo/internal/testutil"
+	"github.com/majordomo-go/majordomo/internal/testutil/harness"
 	"github.com/majordomo-go/majordomo/worker"
 )
 
 // startBrokers starts n restartable in-process brokers.
-func startBrokers(t *testing.T, n int) ([]*testutil.Broker, []string) {
+func startBrokers(t *testing.T, n int) ([]*harness.Broker, []string) {
 	t.Helper()
-	bs := make([]*testutil.Broker, n)
+	bs := make([]*harness.Broker, n)
 	eps := make([]string, n)
 	for i := range bs {
-		bs[i] = testutil.StartBroker(t)
+		bs[i] = harness.StartBroker(t)
 		eps[i] = bs[i].Endpoint
 	}
 	return bs, eps
@@ -28,7 +29,7 @@ func startBrokers(t *testing.T, n int) ([]*testutil.Broker, []string) {
 
 // dispatched returns how many requests (not mmi) each broker handed to
 // workers.
-func dispatched(bs []*testutil.Broker) []uint64 {
+func dispatched(bs []*harness.Broker) []uint64 {
 	out := make([]uint64, len(bs))
 	for i, b := range bs {
 		if b.B() != nil {
@@ -54,7 +55,7 @@ func TestWithBrokersValidates(t *testing.T) {
 	if _, err := client.Connect("tcp://127.0.0.1:1", client.WithBrokers(many...)); !errors.Is(err, client.ErrInvalidOption) {
 		t.Errorf("%d brokers: %v", len(many)+1, err)
 	}
-	c := connect(t, "tcp://127.0.0.1:1", client.WithBrokers("tcp://127.0.0.1:2"))
+	c := harness.Connect(t, "tcp://127.0.0.1:1", client.WithBrokers("tcp://127.0.0.1:2"))
 	if got := c.Brokers(); len(got) != 2 || got[1] != "tcp://127.0.0.1:2" {
 		t.Errorf("Brokers() = %q", got)
 	}
@@ -66,8 +67,8 @@ func TestWithBrokersValidates(t *testing.T) {
 // Requests from one client go to every broker of its list.
 func TestSpreadsOverBrokers(t *testing.T) {
 	bs, eps := startBrokers(t, 3)
-	runWorker(t, eps[0], "echo", worker.HandlerFunc(echo), worker.WithBrokers(eps[1:]...))
-	c := connect(t, eps[0], client.WithBrokers(eps[1:]...), client.WithTimeout(time.Second))
+	harness.RunWorker(t, eps[0], "echo", worker.HandlerFunc(harness.Echo), worker.WithBrokers(eps[1:]...))
+	c := harness.Connect(t, eps[0], client.WithBrokers(eps[1:]...), client.WithTimeout(time.Second))
 	for _, a := range waitEverywhere(t, c, "echo") {
 		if !a.Exists || a.Err != nil {
 			t.Fatalf("%+v", a)
@@ -119,13 +120,13 @@ func TestMovesPastBrokerWithoutWorkers(t *testing.T) {
 	for _, check := range []bool{false, true} {
 		t.Run(fmt.Sprint("check=", check), func(t *testing.T) {
 			_, eps := startBrokers(t, 2)
-			runWorker(t, eps[1], "echo", worker.HandlerFunc(echo))
+			harness.RunWorker(t, eps[1], "echo", worker.HandlerFunc(harness.Echo))
 			opts := []client.Option{client.WithBrokers(eps[1]), client.WithTimeout(300 * time.Millisecond), client.WithRetries(0)}
 			if check {
 				opts = append(opts, client.WithServiceCheck())
 			}
-			c := connect(t, eps[0], opts...)
-			testutil.WaitService(t, connect(t, eps[1]), "echo")
+			c := harness.Connect(t, eps[0], opts...)
+			harness.WaitService(t, harness.Connect(t, eps[1]), "echo")
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
 			as := c.ServiceByBroker(ctx, "echo")
@@ -157,9 +158,9 @@ func TestMovesPastBrokerWithoutWorkers(t *testing.T) {
 // and a broker that comes back is used again.
 func TestFailoverWhenBrokerStops(t *testing.T) {
 	bs, eps := startBrokers(t, 3)
-	runWorker(t, eps[0], "echo", worker.HandlerFunc(echo), worker.WithBrokers(eps[1:]...), worker.WithConcurrency(2))
+	harness.RunWorker(t, eps[0], "echo", worker.HandlerFunc(harness.Echo), worker.WithBrokers(eps[1:]...), worker.WithConcurrency(2))
 	const timeout = 500 * time.Millisecond
-	c := connect(t, eps[0], client.WithBrokers(eps[1:]...), client.WithTimeout(timeout))
+	c := harness.Connect(t, eps[0], client.WithBrokers(eps[1:]...), client.WithTimeout(timeout))
 	waitEverywhere(t, c, "echo")
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -219,9 +220,7 @@ func TestFailoverWhenBrokerStops(t *testing.T) {
 	bs[0].Restart()
 	// The client's socket reconnects by itself (the transport's reconnect
 	// interval), then the broker is used again.
-	for dispatched(bs)[0] == 0 && ctx.Err() == nil {
-		time.Sleep(time.Millisecond)
-	}
+	testutil.Eventually(t, testutil.WaitLimit, "the restarted broker used again", func() bool { return dispatched(bs)[0] > 0 })
 	waitCount(100)
 	close(stop)
 	wg.Wait()
@@ -242,9 +241,9 @@ func TestFailoverWhenBrokerStops(t *testing.T) {
 // each one spent on a move.
 func TestAllBrokersGone(t *testing.T) {
 	bs, eps := startBrokers(t, 2)
-	runWorker(t, eps[0], "echo", worker.HandlerFunc(echo), worker.WithBrokers(eps[1]))
+	harness.RunWorker(t, eps[0], "echo", worker.HandlerFunc(harness.Echo), worker.WithBrokers(eps[1]))
 	const timeout = 200 * time.Millisecond
-	c := connect(t, eps[0], client.WithBrokers(eps[1]), client.WithTimeout(timeout), client.WithRetries(2))
+	c := harness.Connect(t, eps[0], client.WithBrokers(eps[1]), client.WithTimeout(timeout), client.WithRetries(2))
 	waitEverywhere(t, c, "echo")
 	bs[0].Stop()
 	bs[1].Stop()

@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
-	"github.com/majordomo-go/majordomo/broker"
 	"testing"
 	"time"
+
+	"github.com/majordomo-go/majordomo/broker"
+	"github.com/majordomo-go/majordomo/internal/testutil/harness"
 
 	"github.com/majordomo-go/majordomo/client"
 	"github.com/majordomo-go/majordomo/mdp"
@@ -16,7 +18,7 @@ import (
 // 10,000 requests in flight at once on one pipeline: every one is answered
 // exactly once.
 func TestPipeline10000InFlight(t *testing.T) {
-	for _, v := range versions() {
+	for _, v := range harness.Versions() {
 		t.Run(v.String(), func(t *testing.T) {
 			const n = 10000
 			// A slower heartbeat than the other tests use: 10,000 requests
@@ -24,11 +26,11 @@ func TestPipeline10000InFlight(t *testing.T) {
 			// than 3 × 50 ms, and needless purges would blur what this test
 			// checks (that nothing is lost or duplicated).
 			slowBeat := func(c *broker.Config) { c.HeartbeatInterval = 250 * time.Millisecond }
-			b := startBroker(t, bigQueue, slowBeat)
-			runWorker(t, b.endpoint, "echo", worker.HandlerFunc(echo), worker.WithConcurrency(8), worker.WithVersion(v),
+			b := harness.StartBroker(t, bigQueue, slowBeat)
+			harness.RunWorker(t, b.Endpoint, "echo", worker.HandlerFunc(harness.Echo), worker.WithConcurrency(8), worker.WithVersion(v),
 				worker.WithHeartbeat(250*time.Millisecond))
-			c := connect(t, b.endpoint, client.WithVersion(v))
-			waitService(t, c, "echo")
+			c := harness.Connect(t, b.Endpoint, client.WithVersion(v))
+			harness.WaitService(t, c, "echo")
 			p, err := c.Pipeline(n)
 			if err != nil {
 				t.Fatal(err)
@@ -83,13 +85,13 @@ func countTrue(b []bool) int {
 }
 
 func TestPipelineStreamAndReset(t *testing.T) {
-	b := startBroker(t)
-	runWorker(t, b.endpoint, "stream", worker.HandlerFunc(func(ctx context.Context, req *worker.Request) ([][]byte, error) {
+	b := harness.StartBroker(t)
+	harness.RunWorker(t, b.Endpoint, "stream", worker.HandlerFunc(func(ctx context.Context, req *worker.Request) ([][]byte, error) {
 		req.Partial([]byte("p"))
 		return [][]byte{[]byte("f")}, nil
 	}), worker.WithVersion(mdp.V2))
-	c := connect(t, b.endpoint, client.WithVersion(mdp.V2))
-	waitService(t, c, "stream")
+	c := harness.Connect(t, b.Endpoint, client.WithVersion(mdp.V2))
+	harness.WaitService(t, c, "stream")
 	p, err := c.Pipeline(2)
 	if err != nil {
 		t.Fatal(err)

@@ -12,6 +12,8 @@ import (
 
 	"github.com/majordomo-go/majordomo/broker"
 	"github.com/majordomo-go/majordomo/client"
+	"github.com/majordomo-go/majordomo/internal/testutil"
+	"github.com/majordomo-go/majordomo/internal/testutil/harness"
 	"github.com/majordomo-go/majordomo/internal/transport"
 	"github.com/majordomo-go/majordomo/mdp"
 	"github.com/majordomo-go/majordomo/worker"
@@ -20,28 +22,14 @@ import (
 // The tests of issue 15: after a timeout the client asks mmi.service
 // before it resends.
 
-// waitStats polls the broker's Stats until ok accepts them.
-func waitStats(t *testing.T, b *testBroker, what string, ok func(broker.Stats) bool) broker.Stats {
-	t.Helper()
-	var s broker.Stats
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); {
-		if s = b.B().Stats(); ok(s) {
-			return s
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	t.Fatalf("broker never reached %s: %+v", what, s)
-	return s
-}
-
 // A request for a service nobody serves fails with ErrNoWorkers within
 // twice the per-attempt timeout, and the broker holds the one copy sent.
 func TestNoWorkersAfterTimeout(t *testing.T) {
 	const timeout = 250 * time.Millisecond
-	for _, v := range versions() {
+	for _, v := range harness.Versions() {
 		t.Run(v.String(), func(t *testing.T) {
-			b := startBroker(t)
-			c := connect(t, b.endpoint, client.WithVersion(v), client.WithTimeout(timeout), client.WithRetries(3))
+			b := harness.StartBroker(t)
+			c := harness.Connect(t, b.Endpoint, client.WithVersion(v), client.WithTimeout(timeout), client.WithRetries(3))
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
 			start := time.Now()
@@ -68,11 +56,11 @@ func TestNoWorkersAfterTimeout(t *testing.T) {
 			// comes now gets the queued copy first (its reply is not ours),
 			// then the new request.
 			var runs atomic.Int32
-			runWorker(t, b.endpoint, "nosuch", worker.HandlerFunc(func(ctx context.Context, req *worker.Request) ([][]byte, error) {
+			harness.RunWorker(t, b.Endpoint, "nosuch", worker.HandlerFunc(func(ctx context.Context, req *worker.Request) ([][]byte, error) {
 				runs.Add(1)
 				return req.Body, nil
 			}), worker.WithVersion(v))
-			waitService(t, c, "nosuch")
+			harness.WaitService(t, c, "nosuch")
 			rep, err := c.Request(ctx, "nosuch", []byte("again"))
 			if err != nil || string(rep[0]) != "again" {
 				t.Fatalf("second request: %q, %v", rep, err)
@@ -86,10 +74,10 @@ func TestNoWorkersAfterTimeout(t *testing.T) {
 
 // WithServiceCheck asks before the first send: no wait, nothing queued.
 func TestServiceCheckFirst(t *testing.T) {
-	b := startBroker(t)
-	runWorker(t, b.endpoint, "echo", worker.HandlerFunc(echo))
-	c := connect(t, b.endpoint, client.WithServiceCheck(), client.WithTimeout(5*time.Second))
-	waitService(t, c, "echo")
+	b := harness.StartBroker(t)
+	harness.RunWorker(t, b.Endpoint, "echo", worker.HandlerFunc(harness.Echo))
+	c := harness.Connect(t, b.Endpoint, client.WithServiceCheck(), client.WithTimeout(5*time.Second))
+	harness.WaitService(t, c, "echo")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	start := time.Now()
@@ -116,9 +104,9 @@ func TestServiceCheckFirst(t *testing.T) {
 // client gets its one reply.
 func TestSlowWorkerRunsOnce(t *testing.T) {
 	const timeout = 100 * time.Millisecond
-	b := startBroker(t)
+	b := harness.StartBroker(t)
 	var runs atomic.Int32
-	runWorker(t, b.endpoint, "slow", worker.HandlerFunc(func(ctx context.Context, req *worker.Request) ([][]byte, error) {
+	harness.RunWorker(t, b.Endpoint, "slow", worker.HandlerFunc(func(ctx context.Context, req *worker.Request) ([][]byte, error) {
 		runs.Add(1)
 		select {
 		case <-time.After(4 * timeout):
@@ -127,8 +115,8 @@ func TestSlowWorkerRunsOnce(t *testing.T) {
 		}
 		return req.Body, nil
 	}), worker.WithConcurrency(2)) // A second copy would run at once.
-	c := connect(t, b.endpoint, client.WithTimeout(timeout), client.WithRetries(3))
-	waitService(t, c, "slow")
+	c := harness.Connect(t, b.Endpoint, client.WithTimeout(timeout), client.WithRetries(3))
+	harness.WaitService(t, c, "slow")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	start := time.Now()
@@ -153,10 +141,10 @@ func TestSlowWorkerRunsOnce(t *testing.T) {
 // reconnects and resends, and the restarted broker gets the request.
 func TestResendAfterBrokerDown(t *testing.T) {
 	const timeout = 100 * time.Millisecond
-	b := startBroker(t)
+	b := harness.StartBroker(t)
 	var runs atomic.Int32
 	got := make(chan struct{}, 10)
-	runWorker(t, b.endpoint, "svc", worker.HandlerFunc(func(ctx context.Context, req *worker.Request) ([][]byte, error) {
+	harness.RunWorker(t, b.Endpoint, "svc", worker.HandlerFunc(func(ctx context.Context, req *worker.Request) ([][]byte, error) {
 		if runs.Add(1) == 1 {
 			got <- struct{}{}
 			<-ctx.Done() // Held until the broker goes away.
@@ -164,8 +152,8 @@ func TestResendAfterBrokerDown(t *testing.T) {
 		}
 		return req.Body, nil
 	}))
-	c := connect(t, b.endpoint, client.WithTimeout(timeout), client.WithRetries(20))
-	waitService(t, c, "svc")
+	c := harness.Connect(t, b.Endpoint, client.WithTimeout(timeout), client.WithRetries(20))
+	harness.WaitService(t, c, "svc")
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	type result struct {
@@ -184,7 +172,7 @@ func TestResendAfterBrokerDown(t *testing.T) {
 	}
 	b.Stop()
 	time.Sleep(5 * timeout) // Down for several attempts: questions unanswered.
-	b.Broker.Restart()
+	b.Restart()
 	r := <-res
 	if r.err != nil {
 		t.Fatalf("request across the outage: %v", r.err)
@@ -201,10 +189,10 @@ func TestResendAfterBrokerDown(t *testing.T) {
 // requests: each answer reaches the one who asked.
 func TestQuestionsAndMMIRequestsDoNotMix(t *testing.T) {
 	const timeout = 100 * time.Millisecond
-	b := startBroker(t)
-	runWorker(t, b.endpoint, "echo", worker.HandlerFunc(echo))
-	c := connect(t, b.endpoint, client.WithTimeout(timeout))
-	waitService(t, c, "echo")
+	b := harness.StartBroker(t)
+	harness.RunWorker(t, b.Endpoint, "echo", worker.HandlerFunc(harness.Echo))
+	c := harness.Connect(t, b.Endpoint, client.WithTimeout(timeout))
+	harness.WaitService(t, c, "echo")
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	var wg sync.WaitGroup
@@ -238,13 +226,13 @@ func TestQuestionsAndMMIRequestsDoNotMix(t *testing.T) {
 // of waiting for ever.
 func TestWorkerGoneWhileWaiting(t *testing.T) {
 	const timeout = 100 * time.Millisecond
-	b := startBroker(t)
+	b := harness.StartBroker(t)
 	started := make(chan struct{}, 1)
-	w, err := worker.New(b.endpoint, "fragile", worker.HandlerFunc(func(ctx context.Context, req *worker.Request) ([][]byte, error) {
+	w, err := worker.New(b.Endpoint, "fragile", worker.HandlerFunc(func(ctx context.Context, req *worker.Request) ([][]byte, error) {
 		started <- struct{}{}
 		<-ctx.Done()
 		return nil, ctx.Err()
-	}), worker.WithHeartbeat(testHeartbeat), worker.WithLogger(logger()))
+	}), worker.WithHeartbeat(harness.Heartbeat), worker.WithLogger(testutil.Logger()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -255,8 +243,8 @@ func TestWorkerGoneWhileWaiting(t *testing.T) {
 		w.Run(wctx)
 	}()
 	defer func() { stop(); <-wdone }()
-	c := connect(t, b.endpoint, client.WithTimeout(timeout))
-	waitService(t, c, "fragile")
+	c := harness.Connect(t, b.Endpoint, client.WithTimeout(timeout))
+	harness.WaitService(t, c, "fragile")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	res := make(chan error, 1)
@@ -271,7 +259,7 @@ func TestWorkerGoneWhileWaiting(t *testing.T) {
 	if err := <-res; !errors.Is(err, client.ErrNoWorkers) {
 		t.Fatalf("err = %v, want ErrNoWorkers", err)
 	}
-	waitStats(t, b, "no workers", func(s broker.Stats) bool { return s.Workers == 0 })
+	b.WaitStats("no workers", func(s broker.Stats) bool { return s.Workers == 0 })
 }
 
 // A peer that takes requests and never answers, not even mmi.service: each
@@ -328,7 +316,7 @@ func TestUnansweredQuestionResends(t *testing.T) {
 			}
 		}
 	}()
-	c := connect(t, ep, client.WithTimeout(timeout), client.WithRetries(retries))
+	c := harness.Connect(t, ep, client.WithTimeout(timeout), client.WithRetries(retries))
 	start := time.Now()
 	_, err = c.Request(context.Background(), "svc", []byte("x"))
 	elapsed := time.Since(start)
@@ -349,16 +337,16 @@ func TestUnansweredQuestionResends(t *testing.T) {
 // client resends it on the same connection instead of waiting for ever.
 func TestDroppedRequestResent(t *testing.T) {
 	const timeout = 100 * time.Millisecond
-	b := startBroker(t, func(cfg *broker.Config) { cfg.DisableRedelivery = true })
+	b := harness.StartBroker(t, func(cfg *broker.Config) { cfg.DisableRedelivery = true })
 	var runs atomic.Int32
-	runWorker(t, b.endpoint, "flaky", worker.HandlerFunc(func(ctx context.Context, req *worker.Request) ([][]byte, error) {
+	harness.RunWorker(t, b.Endpoint, "flaky", worker.HandlerFunc(func(ctx context.Context, req *worker.Request) ([][]byte, error) {
 		if runs.Add(1) == 1 {
 			return nil, errors.New("first attempt fails without a reply")
 		}
 		return req.Body, nil
 	}))
-	c := connect(t, b.endpoint, client.WithTimeout(timeout), client.WithRetries(1))
-	waitService(t, c, "flaky")
+	c := harness.Connect(t, b.Endpoint, client.WithTimeout(timeout), client.WithRetries(1))
+	harness.WaitService(t, c, "flaky")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	rep, err := c.Request(ctx, "flaky", []byte("again"))
@@ -370,7 +358,7 @@ func TestDroppedRequestResent(t *testing.T) {
 	}
 	// Out of retries, the loss is an ErrTimeout that says so.
 	runs.Store(0)
-	c0 := connect(t, b.endpoint, client.WithTimeout(timeout), client.WithRetries(0))
+	c0 := harness.Connect(t, b.Endpoint, client.WithTimeout(timeout), client.WithRetries(0))
 	if _, err := c0.Request(ctx, "flaky", []byte("x")); !errors.Is(err, client.ErrTimeout) ||
 		!strings.Contains(err.Error(), "no longer holds") {
 		t.Fatalf("err = %v, want ErrTimeout for a dropped request", err)

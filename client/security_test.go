@@ -13,12 +13,13 @@ import (
 	"github.com/majordomo-go/majordomo/broker"
 	"github.com/majordomo-go/majordomo/client"
 	"github.com/majordomo-go/majordomo/internal/testutil"
+	"github.com/majordomo-go/majordomo/internal/testutil/harness"
 	"github.com/majordomo-go/majordomo/worker"
 )
 
 // secureBroker starts a CURVE broker admitting the given certificates, with
 // policy if not empty.
-func secureBroker(t *testing.T, server *auth.Cert, policy string, admitted ...*auth.Cert) *testutil.Broker {
+func secureBroker(t *testing.T, server *auth.Cert, policy string, admitted ...*auth.Cert) *harness.Broker {
 	t.Helper()
 	dir := t.TempDir()
 	for i, c := range admitted {
@@ -26,7 +27,7 @@ func secureBroker(t *testing.T, server *auth.Cert, policy string, admitted ...*a
 			t.Fatal(err)
 		}
 	}
-	a, err := auth.NewAuthenticator(auth.Config{CurveAllowDir: dir, Logger: logger()})
+	a, err := auth.NewAuthenticator(auth.Config{CurveAllowDir: dir, Logger: testutil.Logger()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,11 +35,11 @@ func secureBroker(t *testing.T, server *auth.Cert, policy string, admitted ...*a
 	if policy != "" {
 		path := filepath.Join(t.TempDir(), "policy")
 		os.WriteFile(path, []byte(policy), 0o644)
-		if sec.Authorizer, err = auth.NewAuthorizer(path, a, logger()); err != nil {
+		if sec.Authorizer, err = auth.NewAuthorizer(path, a, testutil.Logger()); err != nil {
 			t.Fatal(err)
 		}
 	}
-	return testutil.StartBroker(t, func(c *broker.Config) { c.Security = sec })
+	return harness.StartBroker(t, func(c *broker.Config) { c.Security = sec })
 }
 
 func mustCert(t *testing.T, name string) *auth.Cert {
@@ -53,10 +54,10 @@ func mustCert(t *testing.T, name string) *auth.Cert {
 func TestCurveClient(t *testing.T) {
 	server, cl, wk, stranger := mustCert(t, "broker"), mustCert(t, "client"), mustCert(t, "worker"), mustCert(t, "stranger")
 	b := secureBroker(t, server, "client call echo\nworker register echo secret\n", cl, wk)
-	runWorker(t, b.Endpoint, "echo", worker.HandlerFunc(echo), worker.WithCurve(server.Public, wk))
-	runWorker(t, b.Endpoint, "secret", worker.HandlerFunc(echo), worker.WithCurve(server.Public, wk))
-	c := connect(t, b.Endpoint, client.WithCurve(server.Public, cl), client.WithTimeout(300*time.Millisecond), client.WithRetries(1))
-	waitService(t, c, "echo")
+	harness.RunWorker(t, b.Endpoint, "echo", worker.HandlerFunc(harness.Echo), worker.WithCurve(server.Public, wk))
+	harness.RunWorker(t, b.Endpoint, "secret", worker.HandlerFunc(harness.Echo), worker.WithCurve(server.Public, wk))
+	c := harness.Connect(t, b.Endpoint, client.WithCurve(server.Public, cl), client.WithTimeout(300*time.Millisecond), client.WithRetries(1))
+	harness.WaitService(t, c, "echo")
 	ctx := context.Background()
 	reply, err := c.Request(ctx, "echo", []byte("over curve"))
 	if err != nil || string(reply[0]) != "over curve" {
@@ -74,7 +75,7 @@ func TestCurveClient(t *testing.T) {
 		t.Fatalf("mmi.service secret: %v %v", ok, err)
 	}
 	// A key the broker does not know.
-	s := connect(t, b.Endpoint, client.WithCurve(server.Public, stranger), client.WithTimeout(200*time.Millisecond), client.WithRetries(1))
+	s := harness.Connect(t, b.Endpoint, client.WithCurve(server.Public, stranger), client.WithTimeout(200*time.Millisecond), client.WithRetries(1))
 	if _, err := s.Request(ctx, "echo", []byte("x")); !errors.Is(err, client.ErrTimeout) {
 		t.Fatalf("unknown key: %v", err)
 	}

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/majordomo-go/majordomo/client"
+	"github.com/majordomo-go/majordomo/internal/testutil"
+	"github.com/majordomo-go/majordomo/internal/testutil/harness"
 	"github.com/majordomo-go/majordomo/titanic"
 	"github.com/majordomo-go/majordomo/worker"
 )
@@ -16,9 +18,9 @@ import (
 // ends.
 func startTitanic(t *testing.T, endpoint string) *titanic.Server {
 	t.Helper()
-	srv, err := titanic.New(titanic.Config{Broker: endpoint, Dir: t.TempDir(), Heartbeat: testHeartbeat,
+	srv, err := titanic.New(titanic.Config{Broker: endpoint, Dir: t.TempDir(), Heartbeat: harness.Heartbeat,
 		RequestWorkers: 2, QueryWorkers: 2, MaxInFlight: 4, RetryMin: 10 * time.Millisecond,
-		ProbeMax: 50 * time.Millisecond, Logger: logger()})
+		ProbeMax: 50 * time.Millisecond, Logger: testutil.Logger()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,9 +36,9 @@ func startTitanic(t *testing.T, endpoint string) *titanic.Server {
 }
 
 func TestTitanic(t *testing.T) {
-	tb := startBroker(t)
-	srv := startTitanic(t, tb.endpoint)
-	c := connect(t, tb.endpoint)
+	tb := harness.StartBroker(t)
+	srv := startTitanic(t, tb.Endpoint)
+	c := harness.Connect(t, tb.Endpoint)
 	tt := &client.Titanic{Client: c}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -70,8 +72,8 @@ func TestTitanic(t *testing.T) {
 		res <- result{rep, err}
 	}()
 	time.Sleep(100 * time.Millisecond)
-	runWorker(t, tb.endpoint, "echo", worker.HandlerFunc(echo))
-	runWorker(t, tb.endpoint, "upper", worker.HandlerFunc(func(ctx context.Context, req *worker.Request) ([][]byte, error) {
+	harness.RunWorker(t, tb.Endpoint, "echo", worker.HandlerFunc(harness.Echo))
+	harness.RunWorker(t, tb.Endpoint, "upper", worker.HandlerFunc(func(ctx context.Context, req *worker.Request) ([][]byte, error) {
 		return [][]byte{[]byte("X")}, nil
 	}))
 	r := <-res
@@ -80,13 +82,13 @@ func TestTitanic(t *testing.T) {
 	}
 	// The earlier submission is answered too, and stays until closed.
 	var rep [][]byte
-	for rep == nil {
+	testutil.Eventually(t, testutil.WaitLimit, "the earlier submission's reply", func() bool {
 		rep, err = tt.Reply(ctx, id)
 		if err != nil && !errors.Is(err, client.ErrTitanicPending) {
 			t.Fatal(err)
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return rep != nil
+	})
 	if !reflect.DeepEqual(rep, [][]byte{[]byte("a"), []byte("b")}) {
 		t.Fatalf("Reply: %q", rep)
 	}

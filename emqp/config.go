@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"time"
 
 	"github.com/majordomo-go/majordomo/auth"
@@ -218,8 +217,11 @@ func (c Config) Validate() error {
 		{"Frontend", c.Frontend}, {"Backend", c.Backend}, {"Admin", c.Admin},
 		{"PubIn", c.PubIn}, {"PubOut", c.PubOut},
 	} {
-		if ep.v != "" && !strings.HasPrefix(ep.v, "tcp://") && !strings.HasPrefix(ep.v, "ipc://") && !strings.HasPrefix(ep.v, "inproc://") {
-			return bad(ep.name, ep.v, "must start with tcp://, ipc:// or inproc://")
+		if ep.v == "" {
+			continue
+		}
+		if err := transport.CheckEndpoint(ep.v, true); err != nil {
+			return fmt.Errorf("%w: %s: %w", ErrConfig, ep.name, err)
 		}
 	}
 	switch {

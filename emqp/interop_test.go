@@ -8,6 +8,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/majordomo-go/majordomo/internal/testutil"
 )
 
 // python is Debian's interpreter, where python3-zmq installs.
@@ -20,7 +22,7 @@ func runPy(t *testing.T, ctx context.Context, args ...string) (*exec.Cmd, func()
 		t.Fatal(err)
 	}
 	cmd := exec.CommandContext(ctx, python, append([]string{script}, args...)...)
-	out := &syncBuf{}
+	out := &testutil.SyncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/majordomo-go/majordomo/broker"
+	"github.com/majordomo-go/majordomo/internal/testutil"
 )
 
 // python is the interpreter the peers run under. It is the system one on
@@ -73,24 +74,6 @@ func requirePython(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for concurrent writers and readers.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // tail returns the last n lines of s.
 func tail(s string, n int) string {
 	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
@@ -106,7 +89,7 @@ func tail(s string, n int) string {
 type testBroker struct {
 	*broker.Broker
 	ep  string
-	log *syncBuffer
+	log *testutil.SyncBuffer
 }
 
 // startBroker runs the project's broker on an ephemeral 127.0.0.1 port with
@@ -114,7 +97,7 @@ type testBroker struct {
 func startBroker(t *testing.T) *testBroker {
 	t.Helper()
 	requirePython(t)
-	logs := &syncBuffer{}
+	logs := &testutil.SyncBuffer{}
 	b, err := broker.New(broker.Config{
 		Endpoints:         []string{"tcp://127.0.0.1:*"},
 		HeartbeatInterval: heartbeat,
@@ -219,7 +202,7 @@ type pyProc struct {
 	t      *testing.T
 	name   string
 	cmd    *exec.Cmd
-	stderr syncBuffer
+	stderr testutil.SyncBuffer
 
 	mu      sync.Mutex
 	events  []event

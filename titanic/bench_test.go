@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/majordomo-go/majordomo/client"
+	"github.com/majordomo-go/majordomo/internal/testutil"
 	"github.com/majordomo-go/majordomo/titanic"
 	"github.com/majordomo-go/majordomo/worker"
 )
@@ -49,12 +50,12 @@ func benchServer(b *testing.B, ep string) *server {
 	cfg.AttemptTimeout = 30 * time.Second
 	s := startTitanic(b, cfg)
 	c := connect(b, ep)
-	waitFor(b, "titanic workers", 10*time.Second, func() bool {
+	testutil.Eventually(b, 10*time.Second, "titanic workers", func() bool {
 		ok, _ := c.ServiceExists(context.Background(), titanic.ServiceRequest)
 		return ok
 	})
 	// Wait for every titanic.request worker, or the first batches are small.
-	waitFor(b, "all titanic.request workers", 10*time.Second, func() bool {
+	testutil.Eventually(b, 10*time.Second, "all titanic.request workers", func() bool {
 		w, err := c.Workers(context.Background(), titanic.ServiceRequest)
 		return err == nil && w.Idle == cfg.RequestWorkers
 	})
@@ -122,7 +123,7 @@ func BenchmarkTitanicEndToEnd(b *testing.B) {
 	if codes["200"] != b.N {
 		b.Fatalf("status codes %v", codes)
 	}
-	waitFor(b, "all replies stored", 120*time.Second, func() bool { return s.srv.Stats().Replied == uint64(b.N) })
+	testutil.Eventually(b, 120*time.Second, "all replies stored", func() bool { return s.srv.Stats().Replied == uint64(b.N) })
 	elapsed := time.Since(start)
 	b.ReportMetric(float64((cpuTime()-cpu).Microseconds())/float64(b.N), "cpu-us/op")
 	codes = pipelined(b, ep, b.N, titanic.ServiceReply, func(i int) [][]byte { return [][]byte{[]byte(ids[i])} })
@@ -196,7 +197,7 @@ func BenchmarkTitanicBaselineEcho(b *testing.B) {
 		return [][]byte{[]byte("200"), make([]byte, 32)}, nil
 	}, worker.WithHeartbeat(worker.DefaultHeartbeat), worker.WithConcurrency(conc))
 	c := connect(b, ep)
-	waitFor(b, "all echo workers", 10*time.Second, func() bool {
+	testutil.Eventually(b, 10*time.Second, "all echo workers", func() bool {
 		w, err := c.Workers(context.Background(), "echo")
 		return err == nil && w.Idle == conc
 	})

@@ -519,7 +519,7 @@ func (d *dispatcher) handle(ev *event) {
 			// is sent again after restart (at-least-once).
 		default:
 			st.storeErrors.Add(1)
-			if n, ok := d.srv.errLog.allow(); ok {
+			if n, ok := d.srv.errLog.Allow(time.Now()); ok {
 				d.srv.log.Error("titanic: cannot store a reply; keeping it and retrying",
 					"uuid", it.id.String(), "error", ev.err.Error(), "suppressed", n)
 			}

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/majordomo-go/majordomo/internal/testutil"
 	"github.com/majordomo-go/majordomo/titanic"
 	"github.com/majordomo-go/majordomo/worker"
 )
@@ -142,7 +143,7 @@ func TestReplyStoreRetry(t *testing.T) {
 		calls.Add(1)
 		return req.Body, nil
 	})
-	waitFor(t, "the worker", 5*time.Second, func() bool { return calls.Load() == 1 })
+	testutil.Eventually(t, 5*time.Second, "the worker", func() bool { return calls.Load() == 1 })
 	time.Sleep(100 * time.Millisecond) // A few failed commits.
 	if rep := call(t, c, titanic.ServiceReply, id); rep[0] != "300" {
 		t.Fatalf("reply while its commit fails: %q, want 300", rep)
@@ -154,6 +155,9 @@ func TestReplyStoreRetry(t *testing.T) {
 	if n := calls.Load(); n != 1 {
 		t.Errorf("worker called %d times, want 1", n)
 	}
+	// The reply is readable once committed; the counter follows on the
+	// dispatcher's goroutine.
+	testutil.Eventually(t, 5*time.Second, "Replied 1", func() bool { return srv.srv.Stats().Replied == 1 })
 	if st := srv.srv.Stats(); st.Replied != 1 {
 		t.Errorf("stats %+v", st)
 	}

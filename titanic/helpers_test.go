@@ -3,8 +3,6 @@ package titanic_test
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"os"
 	"runtime"
 	"strings"
@@ -13,6 +11,8 @@ import (
 
 	"github.com/majordomo-go/majordomo/broker"
 	"github.com/majordomo-go/majordomo/client"
+	"github.com/majordomo-go/majordomo/internal/testutil"
+	"github.com/majordomo-go/majordomo/internal/testutil/harness"
 	"github.com/majordomo-go/majordomo/titanic"
 	"github.com/majordomo-go/majordomo/worker"
 )
@@ -58,13 +58,6 @@ func checkLeaks() error {
 // loaded machine running the race detector misses heartbeats.
 const testHeartbeat = 100 * time.Millisecond
 
-func logger() *slog.Logger {
-	if os.Getenv("MDP_TEST_LOG") != "" {
-		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
-	return slog.New(slog.NewTextHandler(io.Discard, nil))
-}
-
 func startBroker(t testing.TB) string {
 	t.Helper()
 	return startBrokerHB(t, testHeartbeat)
@@ -74,15 +67,7 @@ func startBroker(t testing.TB) string {
 // workers must use the same.
 func startBrokerHB(t testing.TB, heartbeat time.Duration) string {
 	t.Helper()
-	b, err := broker.New(broker.Config{Endpoints: []string{"tcp://127.0.0.1:*"},
-		HeartbeatInterval: heartbeat, Logger: logger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { b.Run(context.Background()); close(done) }()
-	t.Cleanup(func() { b.Close(); <-done })
-	return b.Endpoints()[0]
+	return harness.StartBroker(t, func(c *broker.Config) { c.HeartbeatInterval = heartbeat }).Endpoint
 }
 
 // testConfig is a Config for tests: short heartbeats and timeouts.
@@ -99,7 +84,7 @@ func testConfig(endpoint, dir string) titanic.Config {
 		QueryWorkers:   4,
 		MaxInFlight:    16,
 		ShutdownGrace:  time.Second,
-		Logger:         logger(),
+		Logger:         testutil.Logger(),
 	}
 }
 
@@ -149,7 +134,7 @@ func (s *server) restart() {
 
 func runWorker(t testing.TB, endpoint, service string, h worker.HandlerFunc, opts ...worker.Option) (stop func()) {
 	t.Helper()
-	opts = append([]worker.Option{worker.WithHeartbeat(testHeartbeat), worker.WithLogger(logger()),
+	opts = append([]worker.Option{worker.WithHeartbeat(testHeartbeat), worker.WithLogger(testutil.Logger()),
 		worker.WithReconnect(10*time.Millisecond, 100*time.Millisecond)}, opts...)
 	w, err := worker.New(endpoint, service, h, opts...)
 	if err != nil {
@@ -177,7 +162,7 @@ func echo(ctx context.Context, req *worker.Request) ([][]byte, error) { return r
 
 func connect(t testing.TB, endpoint string) *client.Client {
 	t.Helper()
-	c, err := client.Connect(endpoint, client.WithLogger(logger()), client.WithTimeout(2*time.Second))
+	c, err := client.Connect(endpoint, client.WithLogger(testutil.Logger()), client.WithTimeout(2*time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -198,27 +183,7 @@ func call(t testing.TB, c *client.Client, service string, body ...string) []stri
 	if err != nil {
 		t.Fatalf("%s %q: %v", service, body, err)
 	}
-	return strs(rep)
-}
-
-func strs(fs [][]byte) []string {
-	out := make([]string, len(fs))
-	for i, f := range fs {
-		out[i] = string(f)
-	}
-	return out
-}
-
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t testing.TB, what string, d time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	return testutil.Strs(rep)
 }
 
 // submit stores a request and returns its UUID.
@@ -247,7 +212,7 @@ func isHex32(s string) bool {
 func awaitReply(t testing.TB, c *client.Client, uuid string, d time.Duration) []string {
 	t.Helper()
 	var rep []string
-	waitFor(t, "reply to "+uuid, d, func() bool {
+	testutil.Eventually(t, d, "reply to "+uuid, func() bool {
 		rep = call(t, c, titanic.ServiceReply, uuid)
 		switch rep[0] {
 		case "200":

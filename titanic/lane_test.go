@@ -2,6 +2,7 @@ package titanic_test
 
 import (
 	"context"
+	"github.com/majordomo-go/majordomo/internal/testutil"
 	"path/filepath"
 	"reflect"
 	"sync/atomic"
@@ -58,12 +59,12 @@ func secureBroker(t *testing.T, server *auth.Cert, internal string, admitted ...
 			t.Fatal(err)
 		}
 	}
-	a, err := auth.NewAuthenticator(auth.Config{CurveAllowDir: dir, Logger: logger()})
+	a, err := auth.NewAuthenticator(auth.Config{CurveAllowDir: dir, Logger: testutil.Logger()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	b, err := broker.New(broker.Config{Endpoints: []string{"tcp://127.0.0.1:*"}, Internal: []string{internal},
-		HeartbeatInterval: testHeartbeat, Logger: logger(),
+		HeartbeatInterval: testHeartbeat, Logger: testutil.Logger(),
 		Security: &broker.Security{CurveCert: server, Authenticator: a}})
 	if err != nil {
 		t.Fatal(err)
@@ -92,7 +93,7 @@ func TestCurveAndInproc(t *testing.T) {
 	internal := "inproc://titanic-test-curve"
 	ep := secureBroker(t, srvCert, internal, titCert, cliCert, wkCert)
 	runWorker(t, ep, "echo", echo, worker.WithCurve(srvCert.Public, wkCert))
-	c, err := client.Connect(ep, client.WithLogger(logger()), client.WithTimeout(2*time.Second),
+	c, err := client.Connect(ep, client.WithLogger(testutil.Logger()), client.WithTimeout(2*time.Second),
 		client.WithCurve(srvCert.Public, cliCert))
 	if err != nil {
 		t.Fatal(err)
@@ -103,7 +104,7 @@ func TestCurveAndInproc(t *testing.T) {
 			cfg := testConfig(broker, t.TempDir())
 			cfg.CurveServerKey, cfg.CurveCert = srvCert.Public, titCert
 			srv := startTitanic(t, cfg)
-			waitFor(t, "titanic workers", 10*time.Second, func() bool {
+			testutil.Eventually(t, 10*time.Second, "titanic workers", func() bool {
 				ok, _ := c.ServiceExists(context.Background(), titanic.ServiceRequest)
 				return ok
 			})

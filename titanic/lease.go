@@ -114,7 +114,7 @@ func (d *dispatcher) renew(ctx context.Context) bool {
 
 func (d *dispatcher) leaseError(what string, err error) {
 	d.srv.stats.storeErrors.Add(1)
-	if n, ok := d.srv.errLog.allow(); ok {
+	if n, ok := d.srv.errLog.Allow(time.Now()); ok {
 		d.srv.log.Error("titanic: cannot "+what+" leases; retrying", "error", err.Error(), "suppressed", n)
 	}
 }

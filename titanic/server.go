@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/majordomo-go/majordomo/auth"
+	"github.com/majordomo-go/majordomo/internal/ratelog"
+	"github.com/majordomo-go/majordomo/internal/transport"
 	"github.com/majordomo-go/majordomo/worker"
 )
 
@@ -185,8 +187,8 @@ func (c *Config) validate() error {
 	switch {
 	case c.Broker == "":
 		return bad("broker", `""`, "required")
-	case !strings.HasPrefix(c.Broker, "tcp://") && !strings.HasPrefix(c.Broker, "ipc://") && !strings.HasPrefix(c.Broker, "inproc://"):
-		return bad("broker", c.Broker, "must start with tcp://, ipc:// or inproc://")
+	case transport.CheckEndpoint(c.Broker, false) != nil:
+		return fmt.Errorf("%w: broker: %w", ErrConfig, transport.CheckEndpoint(c.Broker, false))
 	case c.CurveCert != nil && c.CurveServerKey.IsZero():
 		return bad("curve-server-key", `""`, "required with curve-cert")
 	case c.CurveCert == nil && !c.CurveServerKey.IsZero():
@@ -284,7 +286,7 @@ type Server struct {
 	disp   *dispatcher
 	ids    idGen
 	stats  counters
-	errLog rateLimited
+	errLog ratelog.Limiter
 
 	mu       sync.Mutex
 	started  bool
@@ -330,7 +332,7 @@ func New(cfg Config) (*Server, error) {
 		st = b
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger.With("component", "titanic"), store: st, finished: make(chan struct{})}
-	s.errLog.every = 10 * time.Second
+	s.errLog.Window, s.errLog.Burst = 10*time.Second, 1
 	s.disp = newDispatcher(s)
 	n := 0
 	if s.disp.shared == nil {
@@ -519,7 +521,7 @@ func (s *Server) commitWait(ctx context.Context, op *Op) error {
 func (s *Server) storeError(what string, err error) {
 	s.stats.storeErrors.Add(1)
 	s.stats.errors.Add(1)
-	if n, ok := s.errLog.allow(); ok {
+	if n, ok := s.errLog.Allow(time.Now()); ok {
 		s.log.Error("titanic: store failure; answering 500", "op", what, "error", err.Error(), "suppressed", n)
 	}
 }
@@ -668,27 +670,6 @@ func (s *Server) sweeper(ctx context.Context) {
 			}
 		}
 	}
-}
-
-// rateLimited lets one log line through per period and counts the rest.
-type rateLimited struct {
-	mu         sync.Mutex
-	every      time.Duration
-	last       time.Time
-	suppressed int
-}
-
-func (r *rateLimited) allow() (int, bool) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	now := time.Now()
-	if now.Sub(r.last) < r.every {
-		r.suppressed++
-		return 0, false
-	}
-	n := r.suppressed
-	r.last, r.suppressed = now, 0
-	return n, true
 }
 
 // LocalEndpoint turns an endpoint a broker is bound to (as

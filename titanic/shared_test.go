@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/majordomo-go/majordomo/internal/pgtest"
+	"github.com/majordomo-go/majordomo/internal/testutil"
 	"github.com/majordomo-go/majordomo/titanic"
 )
 
@@ -94,7 +95,7 @@ func TestPostgresDown(t *testing.T) {
 
 	pg.Restart()
 	var id string
-	waitFor(t, "titanic.request to recover", 20*time.Second, func() bool {
+	testutil.Eventually(t, 20*time.Second, "titanic.request to recover", func() bool {
 		rep := call(t, c, titanic.ServiceRequest, "echo", "again")
 		if rep[0] == "200" {
 			id = rep[1]

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/majordomo-go/majordomo/internal/testutil"
 	"github.com/majordomo-go/majordomo/titanic"
 	"github.com/majordomo-go/majordomo/worker"
 )
@@ -244,7 +245,7 @@ func TestRetention(t *testing.T) {
 		t.Fatal(rep)
 	}
 	orphan := submit(t, c, "nobody", "x")
-	waitFor(t, "expiry", 5*time.Second, func() bool {
+	testutil.Eventually(t, 5*time.Second, "expiry", func() bool {
 		st := srv.srv.Stats()
 		return st.ExpiredReplies == 1 && st.ExpiredRequests == 1
 	})

@@ -10,11 +10,12 @@ import (
 	"time"
 
 	"github.com/majordomo-go/majordomo/client"
+	"github.com/majordomo-go/majordomo/internal/testutil/harness"
 	"github.com/majordomo-go/majordomo/worker"
 )
 
 func TestWithBrokersValidates(t *testing.T) {
-	h := worker.HandlerFunc(echo)
+	h := worker.HandlerFunc(harness.Echo)
 	if _, err := worker.New("tcp://127.0.0.1:1", "x", h, worker.WithBrokers("")); !errors.Is(err, worker.ErrInvalidOption) {
 		t.Errorf("empty endpoint: %v", err)
 	}
@@ -32,14 +33,14 @@ func TestWithBrokersValidates(t *testing.T) {
 
 // One worker with a list of brokers serves clients of each of them.
 func TestServesEveryBroker(t *testing.T) {
-	bs := []*testBroker{startBroker(t), startBroker(t), startBroker(t)}
-	w := runWorker(t, bs[0].endpoint, "echo", worker.HandlerFunc(echo),
-		worker.WithBrokers(bs[1].endpoint, bs[2].endpoint))
+	bs := []*harness.Broker{harness.StartBroker(t), harness.StartBroker(t), harness.StartBroker(t)}
+	w := harness.RunWorker(t, bs[0].Endpoint, "echo", worker.HandlerFunc(harness.Echo),
+		worker.WithBrokers(bs[1].Endpoint, bs[2].Endpoint))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	for i, b := range bs {
-		c := connect(t, b.endpoint, client.WithTimeout(time.Second))
-		waitService(t, c, "echo")
+		c := harness.Connect(t, b.Endpoint, client.WithTimeout(time.Second))
+		harness.WaitService(t, c, "echo")
 		msg := fmt.Sprint("via broker ", i)
 		rep, err := c.Request(ctx, "echo", []byte(msg))
 		if err != nil || len(rep) != 1 || string(rep[0]) != msg {
@@ -56,9 +57,9 @@ func TestServesEveryBroker(t *testing.T) {
 // is answered once slots free up.
 func TestConcurrencySharedAcrossBrokers(t *testing.T) {
 	const n, brokers = 2, 3
-	bs := make([]*testBroker, brokers)
+	bs := make([]*harness.Broker, brokers)
 	for i := range bs {
-		bs[i] = startBroker(t)
+		bs[i] = harness.StartBroker(t)
 	}
 	var running, peak atomic.Int32
 	release := make(chan struct{})
@@ -78,19 +79,19 @@ func TestConcurrencySharedAcrossBrokers(t *testing.T) {
 		}
 		return req.Body, nil
 	})
-	w := runWorker(t, bs[0].endpoint, "slow", h, worker.WithConcurrency(n),
-		worker.WithBrokers(bs[1].endpoint, bs[2].endpoint))
+	w := harness.RunWorker(t, bs[0].Endpoint, "slow", h, worker.WithConcurrency(n),
+		worker.WithBrokers(bs[1].Endpoint, bs[2].Endpoint))
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	var wg sync.WaitGroup
 	errs := make(chan error, n*brokers)
 	for i, b := range bs {
-		probe := connect(t, b.endpoint)
-		waitService(t, probe, "slow")
+		probe := harness.Connect(t, b.Endpoint)
+		harness.WaitService(t, probe, "slow")
 		for j := range n {
 			// One client per request: a Client keeps one request per
 			// service on the wire.
-			c := connect(t, b.endpoint, client.WithTimeout(5*time.Second))
+			c := harness.Connect(t, b.Endpoint, client.WithTimeout(5*time.Second))
 			msg := fmt.Sprintf("%d/%d", i, j)
 			wg.Go(func() {
 				rep, err := c.Request(ctx, "slow", []byte(msg))
@@ -137,7 +138,7 @@ func TestConcurrencySharedAcrossBrokers(t *testing.T) {
 // answered, and that broker keeps getting answers while the dead one is
 // away; when it comes back, the worker registers with it again.
 func TestBrokerLossAffectsOnlyItsSessions(t *testing.T) {
-	a, b := startBroker(t), startBroker(t)
+	a, b := harness.StartBroker(t), harness.StartBroker(t)
 	started := make(chan struct{}, 1)
 	release := make(chan struct{})
 	var cancelled atomic.Bool
@@ -154,12 +155,12 @@ func TestBrokerLossAffectsOnlyItsSessions(t *testing.T) {
 		}
 		return req.Body, nil
 	})
-	w := runWorker(t, a.endpoint, "svc", h, worker.WithConcurrency(2), worker.WithBrokers(b.endpoint))
-	ca := connect(t, a.endpoint, client.WithTimeout(time.Second), client.WithRetries(20))
-	cb := connect(t, b.endpoint, client.WithTimeout(time.Second))
-	cb2 := connect(t, b.endpoint, client.WithTimeout(time.Second))
-	waitService(t, ca, "svc")
-	waitService(t, cb, "svc")
+	w := harness.RunWorker(t, a.Endpoint, "svc", h, worker.WithConcurrency(2), worker.WithBrokers(b.Endpoint))
+	ca := harness.Connect(t, a.Endpoint, client.WithTimeout(time.Second), client.WithRetries(20))
+	cb := harness.Connect(t, b.Endpoint, client.WithTimeout(time.Second))
+	cb2 := harness.Connect(t, b.Endpoint, client.WithTimeout(time.Second))
+	harness.WaitService(t, ca, "svc")
+	harness.WaitService(t, cb, "svc")
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	held := make(chan error, 1)
@@ -190,7 +191,7 @@ func TestBrokerLossAffectsOnlyItsSessions(t *testing.T) {
 		t.Fatal("a's death cancelled a handler serving b")
 	}
 	a.Restart()
-	waitService(t, ca, "svc")
+	harness.WaitService(t, ca, "svc")
 	if rep, err := ca.Request(ctx, "svc", []byte("back")); err != nil || string(rep[0]) != "back" {
 		t.Fatalf("through a after its restart: %q, %v", rep, err)
 	}

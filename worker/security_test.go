@@ -11,6 +11,7 @@ import (
 	"github.com/majordomo-go/majordomo/broker"
 	"github.com/majordomo-go/majordomo/client"
 	"github.com/majordomo-go/majordomo/internal/testutil"
+	"github.com/majordomo-go/majordomo/internal/testutil/harness"
 	"github.com/majordomo-go/majordomo/worker"
 )
 
@@ -28,23 +29,23 @@ func TestCurveWorkerPolicy(t *testing.T) {
 	dir := t.TempDir()
 	wk.PublicOnly().SavePublic(filepath.Join(dir, "wa"))
 	cl.PublicOnly().SavePublic(filepath.Join(dir, "client"))
-	a, err := auth.NewAuthenticator(auth.Config{CurveAllowDir: dir, Logger: logger()})
+	a, err := auth.NewAuthenticator(auth.Config{CurveAllowDir: dir, Logger: testutil.Logger()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	pol := filepath.Join(t.TempDir(), "policy")
 	os.WriteFile(pol, []byte("wa register a\nclient call *\n"), 0o644)
-	z, err := auth.NewAuthorizer(pol, a, logger())
+	z, err := auth.NewAuthorizer(pol, a, testutil.Logger())
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := testutil.StartBroker(t, func(c *broker.Config) {
+	b := harness.StartBroker(t, func(c *broker.Config) {
 		c.Security = &broker.Security{CurveCert: server, Authenticator: a, Authorizer: z}
 	})
-	wb := runWorker(t, b.Endpoint, "b", worker.HandlerFunc(echo), worker.WithCurve(server.Public, wk))
-	runWorker(t, b.Endpoint, "a", worker.HandlerFunc(echo), worker.WithCurve(server.Public, wk))
-	c := connect(t, b.Endpoint, client.WithCurve(server.Public, cl))
-	waitService(t, c, "a")
+	wb := harness.RunWorker(t, b.Endpoint, "b", worker.HandlerFunc(harness.Echo), worker.WithCurve(server.Public, wk))
+	harness.RunWorker(t, b.Endpoint, "a", worker.HandlerFunc(harness.Echo), worker.WithCurve(server.Public, wk))
+	c := harness.Connect(t, b.Endpoint, client.WithCurve(server.Public, cl))
+	harness.WaitService(t, c, "a")
 	reply, err := c.Request(context.Background(), "a", []byte("hi"))
 	if err != nil || string(reply[0]) != "hi" {
 		t.Fatalf("a: %q %v", reply, err)

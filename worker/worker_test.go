@@ -10,13 +10,15 @@ import (
 
 	"github.com/majordomo-go/majordomo/broker"
 	"github.com/majordomo-go/majordomo/client"
+	"github.com/majordomo-go/majordomo/internal/testutil"
+	"github.com/majordomo-go/majordomo/internal/testutil/harness"
 	"github.com/majordomo-go/majordomo/internal/transport"
 	"github.com/majordomo-go/majordomo/mdp"
 	"github.com/majordomo-go/majordomo/worker"
 )
 
 func TestNewValidates(t *testing.T) {
-	h := worker.HandlerFunc(echo)
+	h := worker.HandlerFunc(harness.Echo)
 	for name, f := range map[string]func() error{
 		"empty service": func() error { _, err := worker.New("tcp://127.0.0.1:1", "", h); return err },
 		"mmi service":   func() error { _, err := worker.New("tcp://127.0.0.1:1", "mmi.x", h); return err },
@@ -40,19 +42,19 @@ func TestNewValidates(t *testing.T) {
 // notices (heartbeat silence or DISCONNECT) and registers with the new one
 // without help.
 func TestReregistersAfterBrokerRestart(t *testing.T) {
-	for _, v := range versions() {
+	for _, v := range harness.Versions() {
 		t.Run(v.String(), func(t *testing.T) {
-			b := startBroker(t)
-			w := runWorker(t, b.endpoint, "echo", worker.HandlerFunc(echo), worker.WithVersion(v))
-			c := connect(t, b.endpoint, client.WithVersion(v), client.WithTimeout(200*time.Millisecond), client.WithRetries(20))
+			b := harness.StartBroker(t)
+			w := harness.RunWorker(t, b.Endpoint, "echo", worker.HandlerFunc(harness.Echo), worker.WithVersion(v))
+			c := harness.Connect(t, b.Endpoint, client.WithVersion(v), client.WithTimeout(200*time.Millisecond), client.WithRetries(20))
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
 			if _, err := c.Request(ctx, "echo", []byte("before")); err != nil {
 				t.Fatal(err)
 			}
-			b.restart()
+			b.Restart()
 			start := time.Now()
-			waitService(t, c, "echo")
+			harness.WaitService(t, c, "echo")
 			t.Logf("worker registered with the new broker after %v", time.Since(start))
 			rep, err := c.Request(ctx, "echo", []byte("after"))
 			if err != nil || string(rep[0]) != "after" {
@@ -68,10 +70,10 @@ func TestReregistersAfterBrokerRestart(t *testing.T) {
 // A handler that runs three times longer than liveness × heartbeat is not
 // purged by the broker: the library heartbeats while it runs.
 func TestLongHandlerKeepsHeartbeating(t *testing.T) {
-	b := startBroker(t)
-	expiry := testHeartbeat * 3
+	b := harness.StartBroker(t)
+	expiry := harness.Heartbeat * 3
 	var calls atomic.Int32
-	w := runWorker(t, b.endpoint, "slow", worker.HandlerFunc(func(ctx context.Context, req *worker.Request) ([][]byte, error) {
+	w := harness.RunWorker(t, b.Endpoint, "slow", worker.HandlerFunc(func(ctx context.Context, req *worker.Request) ([][]byte, error) {
 		calls.Add(1)
 		select {
 		case <-time.After(3*expiry + 100*time.Millisecond):
@@ -80,8 +82,8 @@ func TestLongHandlerKeepsHeartbeating(t *testing.T) {
 		}
 		return req.Body, nil
 	}))
-	c := connect(t, b.endpoint, client.WithTimeout(5*time.Second), client.WithRetries(0))
-	waitService(t, c, "slow")
+	c := harness.Connect(t, b.Endpoint, client.WithTimeout(5*time.Second), client.WithRetries(0))
+	harness.WaitService(t, c, "slow")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	start := time.Now()
@@ -103,22 +105,22 @@ func TestLongHandlerKeepsHeartbeating(t *testing.T) {
 }
 
 func TestPanicRecovered(t *testing.T) {
-	b := startBroker(t, func(cfg *broker.Config) { cfg.DisableRedelivery = true })
-	w := runWorker(t, b.endpoint, "fragile", worker.HandlerFunc(func(ctx context.Context, req *worker.Request) ([][]byte, error) {
+	b := harness.StartBroker(t, func(cfg *broker.Config) { cfg.DisableRedelivery = true })
+	w := harness.RunWorker(t, b.Endpoint, "fragile", worker.HandlerFunc(func(ctx context.Context, req *worker.Request) ([][]byte, error) {
 		if string(req.Body[0]) == "boom" {
 			panic("boom")
 		}
 		return req.Body, nil
 	}))
-	c := connect(t, b.endpoint, client.WithTimeout(200*time.Millisecond), client.WithRetries(0))
-	waitService(t, c, "fragile")
+	c := harness.Connect(t, b.Endpoint, client.WithTimeout(200*time.Millisecond), client.WithRetries(0))
+	harness.WaitService(t, c, "fragile")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if _, err := c.Request(ctx, "fragile", []byte("boom")); !errors.Is(err, client.ErrTimeout) {
 		t.Fatalf("panicking request: %v", err)
 	}
 	// The worker survived and serves again (after re-registering).
-	c2 := connect(t, b.endpoint, client.WithTimeout(time.Second))
+	c2 := harness.Connect(t, b.Endpoint, client.WithTimeout(time.Second))
 	rep, err := c2.Request(ctx, "fragile", []byte("fine"))
 	if err != nil || string(rep[0]) != "fine" {
 		t.Fatalf("after panic: %q, %v", rep, err)
@@ -127,8 +129,8 @@ func TestPanicRecovered(t *testing.T) {
 }
 
 func TestHandlerErrors(t *testing.T) {
-	b := startBroker(t, func(cfg *broker.Config) { cfg.DisableRedelivery = true })
-	w := runWorker(t, b.endpoint, "picky", worker.HandlerFunc(func(ctx context.Context, req *worker.Request) ([][]byte, error) {
+	b := harness.StartBroker(t, func(cfg *broker.Config) { cfg.DisableRedelivery = true })
+	w := harness.RunWorker(t, b.Endpoint, "picky", worker.HandlerFunc(func(ctx context.Context, req *worker.Request) ([][]byte, error) {
 		switch string(req.Body[0]) {
 		case "fail":
 			return nil, errors.New("cannot")
@@ -137,8 +139,8 @@ func TestHandlerErrors(t *testing.T) {
 		}
 		return req.Body, nil
 	}))
-	c := connect(t, b.endpoint, client.WithTimeout(200*time.Millisecond), client.WithRetries(0))
-	waitService(t, c, "picky")
+	c := harness.Connect(t, b.Endpoint, client.WithTimeout(200*time.Millisecond), client.WithRetries(0))
+	harness.WaitService(t, c, "picky")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	rep, err := c.Request(ctx, "picky", []byte("explain"))
@@ -148,7 +150,7 @@ func TestHandlerErrors(t *testing.T) {
 	if _, err := c.Request(ctx, "picky", []byte("fail")); !errors.Is(err, client.ErrTimeout) {
 		t.Fatalf("failing request: %v", err)
 	}
-	c2 := connect(t, b.endpoint, client.WithTimeout(time.Second))
+	c2 := harness.Connect(t, b.Endpoint, client.WithTimeout(time.Second))
 	if rep, err := c2.Request(ctx, "picky", []byte("ok")); err != nil || string(rep[0]) != "ok" {
 		t.Fatalf("after error: %q, %v", rep, err)
 	}
@@ -157,13 +159,13 @@ func TestHandlerErrors(t *testing.T) {
 
 // WithConcurrency(4): four slow requests are served at once.
 func TestConcurrency(t *testing.T) {
-	b := startBroker(t)
+	b := harness.StartBroker(t)
 	const d = 300 * time.Millisecond
-	runWorker(t, b.endpoint, "slow", worker.HandlerFunc(func(ctx context.Context, req *worker.Request) ([][]byte, error) {
+	harness.RunWorker(t, b.Endpoint, "slow", worker.HandlerFunc(func(ctx context.Context, req *worker.Request) ([][]byte, error) {
 		time.Sleep(d)
 		return req.Body, nil
 	}), worker.WithConcurrency(4))
-	c := connect(t, b.endpoint)
+	c := harness.Connect(t, b.Endpoint)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	deadline := time.Now().Add(5 * time.Second)
@@ -198,7 +200,7 @@ func TestConcurrency(t *testing.T) {
 }
 
 func TestPartialRules(t *testing.T) {
-	b := startBroker(t)
+	b := harness.StartBroker(t)
 	errs := make(chan error, 4)
 	var saved atomic.Pointer[worker.Request]
 	h := worker.HandlerFunc(func(ctx context.Context, req *worker.Request) ([][]byte, error) {
@@ -206,8 +208,8 @@ func TestPartialRules(t *testing.T) {
 		saved.Store(req)
 		return req.Body, nil
 	})
-	runWorker(t, b.endpoint, "v1", h)
-	c := connect(t, b.endpoint)
+	harness.RunWorker(t, b.Endpoint, "v1", h)
+	c := harness.Connect(t, b.Endpoint)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if _, err := c.Request(ctx, "v1"); err != nil {
@@ -216,8 +218,8 @@ func TestPartialRules(t *testing.T) {
 	if err := <-errs; !errors.Is(err, worker.ErrPartialUnsupported) {
 		t.Fatalf("Partial under 0.1: %v", err)
 	}
-	runWorker(t, b.endpoint, "v2", h, worker.WithVersion(mdp.V2))
-	c2 := connect(t, b.endpoint, client.WithVersion(mdp.V2))
+	harness.RunWorker(t, b.Endpoint, "v2", h, worker.WithVersion(mdp.V2))
+	c2 := harness.Connect(t, b.Endpoint, client.WithVersion(mdp.V2))
 	if _, err := c2.Request(ctx, "v2"); err != nil {
 		t.Fatal(err)
 	}
@@ -321,11 +323,11 @@ func (f *fakeBroker) send(id []byte, m mdp.Message) {
 // DISCONNECT from the broker: the worker reconnects on a new socket (a new
 // identity) and sends READY again. On shutdown it sends DISCONNECT.
 func TestObeysDisconnectAndSaysGoodbye(t *testing.T) {
-	for _, v := range versions() {
+	for _, v := range harness.Versions() {
 		t.Run(v.String(), func(t *testing.T) {
 			f := newFakeBroker(t)
-			w, err := worker.New(f.endpoint, "svc", worker.HandlerFunc(echo), worker.WithVersion(v),
-				worker.WithHeartbeat(testHeartbeat), worker.WithLogger(logger()))
+			w, err := worker.New(f.endpoint, "svc", worker.HandlerFunc(harness.Echo), worker.WithVersion(v),
+				worker.WithHeartbeat(harness.Heartbeat), worker.WithLogger(testutil.Logger()))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -351,7 +353,7 @@ func TestObeysDisconnectAndSaysGoodbye(t *testing.T) {
 			}
 			// A request on the new connection is served.
 			f.send(id2, mdp.Message{Version: v, Role: mdp.RoleWorker, Command: mdp.Request,
-				Client: []byte("C1"), Body: frames("ping")})
+				Client: []byte("C1"), Body: testutil.Frames("ping")})
 			for {
 				_, m = f.recv(2 * time.Second)
 				if m.Command != mdp.Heartbeat {
@@ -386,7 +388,7 @@ func TestSilentBrokerDetected(t *testing.T) {
 		<-ctx.Done()
 		causes <- context.Cause(ctx)
 		return nil, ctx.Err()
-	}), worker.WithHeartbeat(testHeartbeat), worker.WithLiveness(3), worker.WithLogger(logger()))
+	}), worker.WithHeartbeat(harness.Heartbeat), worker.WithLiveness(3), worker.WithLogger(testutil.Logger()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -399,14 +401,14 @@ func TestSilentBrokerDetected(t *testing.T) {
 	}()
 	id1 := f.expect(mdp.Ready, 2*time.Second)
 	f.send(id1, mdp.Message{Version: mdp.V1, Role: mdp.RoleWorker, Command: mdp.Request,
-		Client: []byte("C1"), Body: frames("x")})
+		Client: []byte("C1"), Body: testutil.Frames("x")})
 	start := time.Now()
 	id2 := f.expect(mdp.Ready, 3*time.Second)
 	el := time.Since(start)
 	if bytes.Equal(id1, id2) {
 		t.Fatal("same socket")
 	}
-	if el < 3*testHeartbeat-20*time.Millisecond {
+	if el < 3*harness.Heartbeat-20*time.Millisecond {
 		t.Fatalf("declared dead after %v, before liveness × heartbeat", el)
 	}
 	if err := <-causes; !errors.Is(err, worker.ErrConnectionLost) {
@@ -419,7 +421,7 @@ func TestSilentBrokerDetected(t *testing.T) {
 }
 
 func TestRunTwice(t *testing.T) {
-	w, err := worker.New("tcp://127.0.0.1:1", "svc", worker.HandlerFunc(echo), worker.WithLogger(logger()))
+	w, err := worker.New("tcp://127.0.0.1:1", "svc", worker.HandlerFunc(harness.Echo), worker.WithLogger(testutil.Logger()))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/majordomo-go/majordomo/broker"
+	"github.com/majordomo-go/majordomo/internal/testutil"
+	"github.com/majordomo-go/majordomo/internal/testutil/harness"
 	"github.com/majordomo-go/majordomo/mdp"
 	"github.com/majordomo-go/majordomo/worker"
 )
@@ -20,15 +22,7 @@ const testHeartbeat = 50 * time.Millisecond
 
 func startBroker(t *testing.T) string {
 	t.Helper()
-	b, err := broker.New(broker.Config{Endpoints: []string{"tcp://127.0.0.1:*"},
-		HeartbeatInterval: testHeartbeat, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { b.Run(context.Background()); close(done) }()
-	t.Cleanup(func() { b.Close(); <-done })
-	return b.Endpoints()[0]
+	return harness.StartBroker(t, func(c *broker.Config) { c.HeartbeatInterval = testHeartbeat }).Endpoint
 }
 
 func runWorker(t *testing.T, endpoint, service string, v mdp.Version, h worker.HandlerFunc) {
@@ -44,24 +38,6 @@ func runWorker(t *testing.T, endpoint, service string, v mdp.Version, h worker.H
 	t.Cleanup(func() { cancel(); <-done })
 }
 
-// syncBuffer is a bytes.Buffer safe for the concurrent writes of serve.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 type result struct {
 	code           int
 	stdout, stderr string
@@ -69,7 +45,7 @@ type result struct {
 
 // mdcli runs the command in-process with MDP_BROKER set to endpoint.
 func mdcli(ctx context.Context, endpoint, stdin string, args ...string) result {
-	var out, errb syncBuffer
+	var out, errb testutil.SyncBuffer
 	c := &cli{stdin: strings.NewReader(stdin), stdout: &out, stderr: &errb,
 		getenv: func(k string) string {
 			if k == "MDP_BROKER" {
@@ -185,7 +161,7 @@ func TestMMICommands(t *testing.T) {
 		return req.Body, nil
 	})
 	ctx := context.Background()
-	waitFor(t, func() bool { return mdcli(ctx, ep, "", "service", "echo").code == exitOK })
+	testutil.Eventually(t, testutil.WaitLimit, "condition", func() bool { return mdcli(ctx, ep, "", "service", "echo").code == exitOK })
 	check := func(want result, args ...string) {
 		t.Helper()
 		r := mdcli(ctx, ep, "", args...)
@@ -199,17 +175,6 @@ func TestMMICommands(t *testing.T) {
 	check(result{code: exitOK, stdout: "idle=1 busy=0 queued=0\n"}, "workers", "echo")
 	check(result{code: exitNoWorkers}, "workers", "nope")
 	check(result{code: exitOK, stdout: "200\n"}, "service", "--v2", "echo")
-}
-
-func waitFor(t *testing.T, ok func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition never met")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 func TestServe(t *testing.T) {
@@ -238,7 +203,7 @@ func TestServe(t *testing.T) {
 		wg.Wait()
 	}()
 	for _, s := range []string{"upper", "fail", "cat", "env"} {
-		waitFor(t, func() bool { return mdcli(ctx, ep, "", "service", s).code == exitOK })
+		testutil.Eventually(t, testutil.WaitLimit, "condition", func() bool { return mdcli(ctx, ep, "", "service", s).code == exitOK })
 	}
 	for _, tc := range []struct {
 		args []string

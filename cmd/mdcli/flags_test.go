@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/majordomo-go/majordomo/auth"
+	"github.com/majordomo-go/majordomo/internal/testutil"
 	"github.com/majordomo-go/majordomo/mdp"
 	"github.com/majordomo-go/majordomo/worker"
 )
@@ -72,7 +73,7 @@ func TestEndpointFlagAnyPlace(t *testing.T) {
 		return req.Body, nil
 	})
 	ctx := context.Background()
-	waitFor(t, func() bool { return mdcli(ctx, ep, "", "service", "echo").code == exitOK })
+	testutil.Eventually(t, testutil.WaitLimit, "condition", func() bool { return mdcli(ctx, ep, "", "service", "echo").code == exitOK })
 	g := []string{"-b", ep, "--timeout", "2s"}
 	for _, cmd := range requestCommands {
 		for where, args := range placements(cmd.words, g, cmd.args) {
@@ -124,7 +125,7 @@ func TestCurveFlagsBeforeCommand(t *testing.T) {
 	ep, dir := curveSetup(t)
 	ctx := context.Background()
 	cl := []string{"-b", ep, "--curve-server-key", filepath.Join(dir, "broker"), "--curve-cert", filepath.Join(dir, "client_secret")}
-	waitFor(t, func() bool {
+	testutil.Eventually(t, testutil.WaitLimit, "condition", func() bool {
 		return mdcli(ctx, unreachable, "", slices.Concat(cl, []string{"service", "echo"})...).code == exitOK
 	})
 	r := mdcli(ctx, unreachable, "", slices.Concat(cl, []string{"call", "echo", "hi"})...)
@@ -152,7 +153,7 @@ func TestCurveFlagsBeforeCommand(t *testing.T) {
 		})
 	}
 	for _, svc := range []string{"upper1", "upper2"} {
-		waitFor(t, func() bool {
+		testutil.Eventually(t, testutil.WaitLimit, "condition", func() bool {
 			return mdcli(ctx, unreachable, "", slices.Concat(cl, []string{"service", svc})...).code == exitOK
 		})
 		r := mdcli(ctx, unreachable, "", slices.Concat([]string{"call"}, cl, []string{svc, "hi"})...)
@@ -180,7 +181,7 @@ func TestServeAndKeygenGlobalFlags(t *testing.T) {
 		})
 	}
 	for _, svc := range []string{"s1", "s2"} {
-		waitFor(t, func() bool { return mdcli(ctx, ep, "", "service", svc).code == exitOK })
+		testutil.Eventually(t, testutil.WaitLimit, "condition", func() bool { return mdcli(ctx, ep, "", "service", svc).code == exitOK })
 		if r := mdcli(ctx, ep, "", "call", svc, "x"); r.code != exitOK || r.stdout != "x\n" {
 			t.Errorf("call %s: %v", svc, r)
 		}
@@ -277,7 +278,7 @@ func TestSlowCommandRunsOnce(t *testing.T) {
 			t.Errorf("serve: %v", r)
 		}
 	})
-	waitFor(t, func() bool { return mdcli(ctx, ep, "", "service", "slow").code == exitOK })
+	testutil.Eventually(t, testutil.WaitLimit, "condition", func() bool { return mdcli(ctx, ep, "", "service", "slow").code == exitOK })
 	start := time.Now()
 	r := mdcli(ctx, ep, "", "call", "--timeout", "100ms", "slow", "once")
 	t.Logf("mdcli call slow (0.5 s command, --timeout 100ms): %v after %v", r.code, time.Since(start))

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/majordomo-go/majordomo/internal/testutil"
 )
 
 // -b A,B and MDP_BROKER=A,B: serve registers with both brokers, call works
@@ -27,7 +29,7 @@ func TestSeveralBrokers(t *testing.T) {
 	}()
 	// Each broker on its own sees the worker.
 	for _, ep := range []string{a, b} {
-		waitFor(t, func() bool { return mdcli(ctx, ep, "", "service", "upper").code == exitOK })
+		testutil.Eventually(t, testutil.WaitLimit, "condition", func() bool { return mdcli(ctx, ep, "", "service", "upper").code == exitOK })
 	}
 	r := mdcli(ctx, list, "", "service", "upper")
 	if want := a + " 200\n" + b + " 200\n"; r.code != exitOK || r.stdout != want {

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/majordomo-go/majordomo/internal/testutil"
 	"github.com/majordomo-go/majordomo/mdp"
 	"github.com/majordomo-go/majordomo/titanic"
 	"github.com/majordomo-go/majordomo/worker"
@@ -52,7 +53,7 @@ func TestTitanic(t *testing.T) {
 	runWorker(t, ep, "echo", mdp.V1, func(ctx context.Context, req *worker.Request) ([][]byte, error) {
 		return req.Body, nil
 	})
-	waitFor(t, func() bool { return mdcli(ctx, ep, "", "titanic", "reply", id).code == exitOK })
+	testutil.Eventually(t, testutil.WaitLimit, "condition", func() bool { return mdcli(ctx, ep, "", "titanic", "reply", id).code == exitOK })
 	for range 2 { // Idempotent.
 		r = mdcli(ctx, ep, "", "titanic", "reply", id)
 		if r.code != exitOK || r.stdout != "hello\nworld\n" {
@@ -72,7 +73,7 @@ func TestTitanic(t *testing.T) {
 	}
 	r = mdcli(ctx, ep, "from stdin", "titanic", "submit", "--stdin", "echo", "arg")
 	id = strings.TrimSpace(r.stdout)
-	waitFor(t, func() bool { return mdcli(ctx, ep, "", "titanic", "reply", id).code == exitOK })
+	testutil.Eventually(t, testutil.WaitLimit, "condition", func() bool { return mdcli(ctx, ep, "", "titanic", "reply", id).code == exitOK })
 	if r = mdcli(ctx, ep, "", "titanic", "reply", id); r.stdout != "arg\nfrom stdin\n" {
 		t.Fatalf("reply to --stdin: %v", r)
 	}

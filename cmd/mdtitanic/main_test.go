@@ -10,13 +10,14 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/majordomo-go/majordomo/broker"
 	"github.com/majordomo-go/majordomo/client"
+	"github.com/majordomo-go/majordomo/internal/testutil"
+	"github.com/majordomo-go/majordomo/internal/testutil/harness"
 	"github.com/majordomo-go/majordomo/titanic"
 )
 
@@ -70,40 +71,14 @@ const testHeartbeat = 250 * time.Millisecond
 
 func startBroker(t *testing.T) string {
 	t.Helper()
-	b, err := broker.New(broker.Config{Endpoints: []string{"tcp://127.0.0.1:*"},
-		HeartbeatInterval: testHeartbeat, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { b.Run(context.Background()); close(done) }()
-	t.Cleanup(func() { b.Close(); <-done })
-	return b.Endpoints()[0]
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	return harness.StartBroker(t, func(c *broker.Config) { c.HeartbeatInterval = testHeartbeat }).Endpoint
 }
 
 // child is mdtitanic running as a child process.
 type child struct {
 	t      *testing.T
 	cmd    *exec.Cmd
-	stderr *syncBuffer
+	stderr *testutil.SyncBuffer
 	done   chan struct{}
 	err    error
 }
@@ -118,7 +93,7 @@ func startChild(t *testing.T, wrap string, args ...string) *child {
 	} else {
 		cmd = exec.Command("/bin/sh", append([]string{"-c", wrap + ` exec "$0" "$@"`, os.Args[0]}, args...)...)
 	}
-	c := &child{t: t, cmd: cmd, stderr: &syncBuffer{}, done: make(chan struct{})}
+	c := &child{t: t, cmd: cmd, stderr: &testutil.SyncBuffer{}, done: make(chan struct{})}
 	cmd.Env = append(os.Environ(), childEnv+"=1")
 	cmd.Stderr = c.stderr
 	if err := cmd.Start(); err != nil {

@@ -61,19 +61,22 @@ type Config struct {
 	AllowIPs           []string      // allow-ip
 	DenyIPs            []string      // deny-ip
 
-	EMQPFrontend         string        // emqp-frontend
-	EMQPBackend          string        // emqp-backend
-	EMQPAdmin            string        // emqp-admin
-	EMQPPubIn            string        // emqp-pub-in
-	EMQPPubOut           string        // emqp-pub-out
-	EMQPSecurity         string        // emqp-security: EMQPSecurityAuto or EMQPSecurityNone.
-	EMQPHeartbeat        time.Duration // emqp-heartbeat
-	EMQPHeartbeatTimeout time.Duration // emqp-heartbeat-timeout
-	EMQPMaxQueue         int           // emqp-max-queue
-	EMQPQueueTimeout     time.Duration // emqp-queue-timeout
-	EMQPStrictPriority   bool          // emqp-strict-priority
-	Scheduler            bool          // scheduler
-	SchedulerStore       string        // scheduler-store
+	EMQPFrontend              string        // emqp-frontend
+	EMQPBackend               string        // emqp-backend
+	EMQPAdmin                 string        // emqp-admin
+	EMQPPubIn                 string        // emqp-pub-in
+	EMQPPubOut                string        // emqp-pub-out
+	EMQPSecurity              string        // emqp-security: EMQPSecurityAuto or EMQPSecurityNone.
+	EMQPHeartbeat             time.Duration // emqp-heartbeat
+	EMQPHeartbeatTimeout      time.Duration // emqp-heartbeat-timeout
+	EMQPMaxQueue              int           // emqp-max-queue
+	EMQPMaxQueuedBytes        int64         // emqp-max-queued-bytes
+	EMQPMaxAttempts           int           // emqp-max-attempts
+	EMQPIgnoreAdminDisconnect bool          // emqp-ignore-admin-disconnect
+	EMQPQueueTimeout          time.Duration // emqp-queue-timeout
+	EMQPStrictPriority        bool          // emqp-strict-priority
+	Scheduler                 bool          // scheduler
+	SchedulerStore            string        // scheduler-store
 
 	TitanicDir        string        // titanic-dir
 	TitanicStore      string        // titanic-store
@@ -114,8 +117,10 @@ func (c Config) EMQP(log *slog.Logger) (emqp.Config, bool) {
 		PubIn: c.EMQPPubIn, PubOut: c.EMQPPubOut,
 		HeartbeatInterval: c.EMQPHeartbeat, HeartbeatTimeout: c.EMQPHeartbeatTimeout,
 		MaxQueue: c.EMQPMaxQueue, QueueTimeout: c.EMQPQueueTimeout,
-		StrictPriority: c.EMQPStrictPriority,
-		Scheduler:      c.Scheduler, SchedulerStore: c.SchedulerStore,
+		MaxQueuedBytes: c.EMQPMaxQueuedBytes, MaxAttempts: c.EMQPMaxAttempts,
+		IgnoreAdminDisconnect: c.EMQPIgnoreAdminDisconnect,
+		StrictPriority:        c.EMQPStrictPriority,
+		Scheduler:             c.Scheduler, SchedulerStore: c.SchedulerStore,
 		MaxFrameSize: c.MaxFrameSize, Logger: log,
 	}, true
 }
@@ -154,6 +159,8 @@ func Defaults() Config {
 		EMQPHeartbeat:        emqp.DefaultHeartbeatInterval,
 		EMQPHeartbeatTimeout: emqp.DefaultHeartbeatTimeout,
 		EMQPMaxQueue:         emqp.DefaultMaxQueue,
+		EMQPMaxQueuedBytes:   emqp.DefaultMaxQueuedBytes,
+		EMQPMaxAttempts:      emqp.DefaultMaxAttempts,
 		EMQPSecurity:         EMQPSecurityAuto,
 		TitanicReplyTTL:      titanic.DefaultReplyTTL,
 		TitanicLeaseTTL:      titanic.DefaultLeaseTTL,
@@ -188,6 +195,9 @@ type Setting struct {
 	Default string // Formatted as in a config file, without quotes.
 	// Reload is true if SIGHUP applies a new value without a restart.
 	Reload bool
+	// Metavar names one value in usage text (ENDPOINT, ADDRESS); empty
+	// for a bool, the upper-case Type otherwise.
+	Metavar string
 }
 
 // Settings lists every setting in the order usage text and --print-config
@@ -197,7 +207,7 @@ func Settings() []Setting {
 	out := make([]Setting, len(settings))
 	for i, s := range settings {
 		out[i] = Setting{Name: s.name, Type: s.kind.String(), Usage: s.usage,
-			Default: s.format(&d), Reload: s.reload}
+			Default: s.format(&d), Reload: s.reload, Metavar: s.metavar()}
 	}
 	return out
 }

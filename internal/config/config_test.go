@@ -189,7 +189,7 @@ metrics-max-services = 1.5
 		`:1: invalid value for heartbeat: want a duration string such as "2.5s", not a TOML integer`,
 		`:2: invalid value for liveness: must be positive`,
 		`:3: invalid value for max-queued-bytes: want a byte count`,
-		`:4: invalid value for endpoint: "udp://x" must start with tcp:// or ipc://`,
+		`:4: invalid value for endpoint: zmtp: bad endpoint "udp://x": unknown transport "udp" (tcp, ipc and inproc are supported)`,
 		`:5: invalid value for no-redelivery: want true or false, not a TOML string`,
 		`:6: invalid value for log-level: want debug, info, warn or error`,
 		`:7: invalid value for http: want host:port`,
@@ -318,5 +318,33 @@ func TestUsageListsEverySetting(t *testing.T) {
 		if !strings.Contains(b.String(), "--"+s.Name) || !strings.Contains(b.String(), EnvName(s.Name)) {
 			t.Errorf("usage lacks %s", s.Name)
 		}
+	}
+}
+
+// Address lists show ADDRESS, endpoint lists ENDPOINT (issue 14).
+func TestUsageMetavars(t *testing.T) {
+	var b bytes.Buffer
+	Usage(&b)
+	for _, want := range []string{"--allow-ip ADDRESS\n", "--deny-ip ADDRESS\n", "--endpoint ENDPOINT\n",
+		"--plain-endpoint ENDPOINT\n", "--heartbeat DURATION\n", "--emqp-ignore-admin-disconnect\n"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("usage lacks %q", want)
+		}
+	}
+}
+
+// The eMQP bounds the README documents are settings, and reach emqp.Config.
+func TestEMQPBounds(t *testing.T) {
+	l, err := Load([]string{"--emqp-frontend=tcp://127.0.0.1:*", "--emqp-backend=tcp://127.0.0.1:*",
+		"--emqp-max-queued-bytes=1MiB", "--emqp-max-attempts=5", "--emqp-ignore-admin-disconnect"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, ok := l.Config.EMQP(nil)
+	if !ok || e.MaxQueuedBytes != 1<<20 || e.MaxAttempts != 5 || !e.IgnoreAdminDisconnect {
+		t.Fatalf("emqp config %+v", e)
+	}
+	if _, err := Load([]string{"--emqp-max-attempts=0"}, nil); err == nil {
+		t.Fatal("emqp-max-attempts=0 accepted")
 	}
 }

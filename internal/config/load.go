@@ -285,11 +285,9 @@ func Usage(w io.Writer) {
 	fmt.Fprintf(w, "  --config FILE\n\tTOML config file (env %s)\n", EnvConfigFile)
 	fmt.Fprintf(w, "  --print-config\n\tprint the effective configuration as TOML and exit\n")
 	for _, s := range Settings() {
-		arg := " " + strings.ToUpper(s.Type)
-		if s.Type == "bool" {
-			arg = ""
-		} else if s.Type == "list" {
-			arg = " ENDPOINT"
+		arg := ""
+		if s.Metavar != "" {
+			arg = " " + s.Metavar
 		}
 		def := s.Default
 		if def == "" {

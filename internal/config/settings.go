@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/majordomo-go/majordomo/internal/transport"
 )
 
 // kind is the type of a setting's value.
@@ -41,6 +43,21 @@ type setting struct {
 	field  func(c *Config) any
 	check  func(v any) error
 	lib    []string
+	// metaname names one value of a list in usage text (default ENDPOINT).
+	metaname string
+}
+
+// metavar is what usage text shows for the setting's value.
+func (s *setting) metavar() string {
+	switch {
+	case s.kind == kBool:
+		return ""
+	case s.kind == kList && s.metaname != "":
+		return s.metaname
+	case s.kind == kList:
+		return "ENDPOINT"
+	}
+	return strings.ToUpper(s.kind.String())
 }
 
 // settings is every setting, in the order usage text and --print-config
@@ -92,9 +109,9 @@ var settings = []*setting{
 		field: func(c *Config) any { return &c.PlainPasswords }},
 	{name: "plain-endpoint", kind: kList, usage: "endpoint speaking PLAIN next to the CURVE ones; repeat the flag",
 		field: func(c *Config) any { return &c.PlainEndpoints }, check: checkOptionalEndpoints, lib: []string{"broker.Security.PlainEndpoints"}},
-	{name: "allow-ip", kind: kList, usage: "admit only these addresses or CIDR prefixes (all mechanisms)",
+	{name: "allow-ip", kind: kList, usage: "admit only these addresses or CIDR prefixes (all mechanisms)", metaname: "ADDRESS",
 		field: func(c *Config) any { return &c.AllowIPs }},
-	{name: "deny-ip", kind: kList, usage: "refuse these addresses or CIDR prefixes",
+	{name: "deny-ip", kind: kList, usage: "refuse these addresses or CIDR prefixes", metaname: "ADDRESS",
 		field: func(c *Config) any { return &c.DenyIPs }},
 	{name: "emqp-frontend", kind: kString, usage: "eMQP/1.0 (EventMQ) frontend endpoint for clients and schedulers, e.g. tcp://*:47291; off if empty",
 		field: func(c *Config) any { return &c.EMQPFrontend }, lib: []string{"emqp.Frontend"}},
@@ -114,6 +131,12 @@ var settings = []*setting{
 		field: func(c *Config) any { return &c.EMQPHeartbeatTimeout }, lib: []string{"emqp.HeartbeatTimeout"}},
 	{name: "emqp-max-queue", kind: kInt, usage: "eMQP requests waiting per queue; more are rejected and counted",
 		field: func(c *Config) any { return &c.EMQPMaxQueue }, lib: []string{"emqp.MaxQueue"}},
+	{name: "emqp-max-queued-bytes", kind: kSize, usage: "eMQP request bytes waiting over all queues (e.g. 256MiB); more are rejected and counted",
+		field: func(c *Config) any { return &c.EMQPMaxQueuedBytes }, check: minInt(1), lib: []string{"emqp.MaxQueuedBytes"}},
+	{name: "emqp-max-attempts", kind: kInt, usage: "deliveries of a guarantee request without retry-count when job managers die holding it",
+		field: func(c *Config) any { return &c.EMQPMaxAttempts }, check: minInt(1), lib: []string{"emqp.MaxAttempts"}},
+	{name: "emqp-ignore-admin-disconnect", kind: kBool, usage: "acknowledge emq-cli's shutdown (DISCONNECT) without acting on it; off, it makes mdbroker drain and exit, as emq-router does",
+		field: func(c *Config) any { return &c.EMQPIgnoreAdminDisconnect }, lib: []string{"emqp.IgnoreAdminDisconnect"}},
 	{name: "emqp-queue-timeout", kind: kDuration, usage: "expire eMQP requests that waited this long for a job manager; 0 keeps them, as EventMQ does",
 		field: func(c *Config) any { return &c.EMQPQueueTimeout }, lib: []string{"emqp.QueueTimeout"}},
 	{name: "emqp-strict-priority", kind: kBool, usage: "serve a job manager's heaviest queue first (EventMQ's order) instead of in proportion to weights",
@@ -381,8 +404,8 @@ func checkEndpoints(v any) error {
 		return errors.New("want at least one endpoint")
 	}
 	for _, ep := range list {
-		if !strings.HasPrefix(ep, "tcp://") && !strings.HasPrefix(ep, "ipc://") && !strings.HasPrefix(ep, "inproc://") {
-			return fmt.Errorf("%q must start with tcp:// or ipc://", ep)
+		if err := transport.CheckEndpoint(ep, true); err != nil {
+			return err
 		}
 	}
 	return nil

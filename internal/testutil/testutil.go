@@ -1,24 +1,37 @@
-// Package testutil holds the test fixtures shared by the client and worker
-// tests: an in-process broker that can be restarted on the same endpoint,
-// workers and clients that clean up after the test, and small helpers.
+// Package testutil holds the helpers every package's tests share: waiting
+// on a condition, a log buffer safe for concurrent use, a logger and frame
+// conversions. It imports nothing from this module, so that the tests of
+// any package (broker and internal/zmtp included, in-package) can use it;
+// the broker, client and worker fixtures are in testutil/harness.
 package testutil
 
 import (
-	"context"
+	"bytes"
 	"io"
 	"log/slog"
 	"os"
+	"sync"
 	"testing"
 	"time"
-
-	"github.com/majordomo-go/majordomo/broker"
-	"github.com/majordomo-go/majordomo/client"
-	"github.com/majordomo-go/majordomo/mdp"
-	"github.com/majordomo-go/majordomo/worker"
 )
 
-// Heartbeat is short so that failures are detected within a test's time.
-const Heartbeat = 50 * time.Millisecond
+// WaitLimit bounds a wait whose condition should hold soon; it is generous
+// because a 2-core machine running -race can stall a goroutine for a while.
+const WaitLimit = 5 * time.Second
+
+// Eventually polls cond until it holds, failing the test with what if it
+// does not within d. Tests wait on a counter or state this way rather than
+// sleeping for a guessed time.
+func Eventually(t testing.TB, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
 
 // Logger discards logs unless MDP_TEST_LOG is set, so that goroutines that
 // log after a test ends cannot upset the testing package.
@@ -29,138 +42,33 @@ func Logger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(io.Discard, nil))
 }
 
-// Broker is an in-process broker that a test can stop and restart on the
-// same endpoint.
-type Broker struct {
-	t        testing.TB
-	cfg      broker.Config
-	b        *broker.Broker
-	done     chan struct{}
-	Endpoint string // The resolved endpoint, stable across restarts.
+// SyncBuffer is a bytes.Buffer that one goroutine may write (a logger, a
+// command's output) while another reads it.
+type SyncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
 }
 
-// StartBroker starts a broker on an ephemeral loopback port; tweak adjusts
-// its configuration. It is stopped when the test ends.
-func StartBroker(t testing.TB, tweak ...func(*broker.Config)) *Broker {
-	t.Helper()
-	cfg := broker.Config{
-		Endpoints:         []string{"tcp://127.0.0.1:*"},
-		HeartbeatInterval: Heartbeat,
-		HeartbeatLiveness: 3,
-		Logger:            Logger(),
-	}
-	for _, f := range tweak {
-		f(&cfg)
-	}
-	tb := &Broker{t: t, cfg: cfg}
-	tb.start()
-	tb.Endpoint = tb.b.Endpoints()[0]
-	tb.cfg.Endpoints = []string{tb.Endpoint}
-	t.Cleanup(tb.Stop)
-	return tb
+// Write appends p.
+func (b *SyncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
 }
 
-// B returns the running broker.
-func (tb *Broker) B() *broker.Broker { return tb.b }
-
-func (tb *Broker) start() {
-	tb.t.Helper()
-	var b *broker.Broker
-	var err error
-	// The port of a broker just closed may take a moment to be free.
-	for i := 0; i < 50; i++ {
-		if b, err = broker.New(tb.cfg); err == nil {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if err != nil {
-		tb.t.Fatalf("broker.New: %v", err)
-	}
-	tb.b = b
-	tb.done = make(chan struct{})
-	go func(done chan struct{}) {
-		defer close(done)
-		b.Run(context.Background())
-	}(tb.done)
+// String returns what was written so far.
+func (b *SyncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
-// Stop stops the broker; it is safe to call twice.
-func (tb *Broker) Stop() {
-	if tb.b == nil {
-		return
-	}
-	tb.b.Close()
-	<-tb.done
-	tb.b = nil
+// Bytes returns a copy of what was written so far.
+func (b *SyncBuffer) Bytes() []byte {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return bytes.Clone(b.buf.Bytes())
 }
-
-// Restart stops the broker and starts a new one on the same endpoint.
-func (tb *Broker) Restart() {
-	tb.t.Helper()
-	tb.Stop()
-	tb.start()
-}
-
-// RunWorker runs a worker until the test ends.
-func RunWorker(t testing.TB, endpoint, service string, h worker.Handler, opts ...worker.Option) *worker.Worker {
-	t.Helper()
-	opts = append([]worker.Option{worker.WithHeartbeat(Heartbeat), worker.WithLogger(Logger()),
-		worker.WithReconnect(10*time.Millisecond, 200*time.Millisecond)}, opts...)
-	w, err := worker.New(endpoint, service, h, opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := w.Run(ctx); err != nil {
-			t.Errorf("worker.Run: %v", err)
-		}
-	}()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-	})
-	return w
-}
-
-// Echo is a handler that replies with the request body.
-func Echo(ctx context.Context, req *worker.Request) ([][]byte, error) {
-	return req.Body, nil
-}
-
-// Connect connects a client that is closed when the test ends.
-func Connect(t testing.TB, endpoint string, opts ...client.Option) *client.Client {
-	t.Helper()
-	opts = append([]client.Option{client.WithLogger(Logger())}, opts...)
-	c, err := client.Connect(endpoint, opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c
-}
-
-// WaitService waits until the broker reports a worker for service.
-func WaitService(t testing.TB, c *client.Client, service string) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		ok, err := c.ServiceExists(ctx, service)
-		cancel()
-		if err == nil && ok {
-			return
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	t.Fatalf("service %q never appeared", service)
-}
-
-// Versions lists both protocol versions, for table tests.
-func Versions() []mdp.Version { return []mdp.Version{mdp.V1, mdp.V2} }
 
 // Frames turns strings into frames.
 func Frames(ss ...string) [][]byte {

@@ -224,3 +224,9 @@ type AuthResult = mech.AuthResult
 
 // Authenticator decides whether a peer may connect; see Context.
 type Authenticator = mech.Authenticator
+
+// CheckEndpoint reports whether Bind (bind) or Connect would accept
+// endpoint: tcp://HOST:PORT (a wildcard host or port only to bind),
+// ipc://PATH or inproc://NAME. Configuration checks use it so that they
+// apply the engine's own rule.
+func CheckEndpoint(endpoint string, bind bool) error { return zmtp.CheckEndpoint(endpoint, bind) }

@@ -52,6 +52,13 @@ func parseEndpoint(s string, bind bool) (endpoint, error) {
 	return endpoint{}, fmt.Errorf("%w %q: unknown transport %q (tcp, ipc and inproc are supported)", ErrEndpoint, s, tr)
 }
 
+// CheckEndpoint reports whether Bind (bind) or Connect would accept ep, so
+// that configuration is checked by the rule the engine applies.
+func CheckEndpoint(ep string, bind bool) error {
+	_, err := parseEndpoint(ep, bind)
+	return err
+}
+
 // netAddr is the address net.Listen and net.Dial take: abstract unix
 // names start with a zero byte there.
 func (e endpoint) network() (string, string) {

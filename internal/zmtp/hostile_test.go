@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/majordomo-go/majordomo/internal/testutil"
 	"github.com/majordomo-go/majordomo/internal/zmtp/wire"
 )
 
@@ -57,7 +58,7 @@ func TestHostileGreetingsClosedAtOnce(t *testing.T) {
 			t.Fatalf("%s: %v", c.name, err)
 		}
 		waitClosed(t, nc)
-		waitFor(t, c.name+" counted", func() bool { return r.Stats().HandshakeFailed == int64(i+1) })
+		testutil.Eventually(t, 10*time.Second, c.name+" counted", func() bool { return r.Stats().HandshakeFailed == int64(i+1) })
 	}
 	if s := r.Stats(); s.Active != 0 || s.Accepted != int64(len(cases)) || s.Disconnected != 0 {
 		t.Fatalf("stats %+v", s)
@@ -96,7 +97,7 @@ func TestHalfOpenClosedAtDeadline(t *testing.T) {
 			t.Errorf("%s: closed after %v, before the %v deadline", cases[i].name, el, deadline)
 		}
 	}
-	waitFor(t, "handshake failures counted", func() bool { return r.Stats().HandshakeFailed == int64(len(cases)) })
+	testutil.Eventually(t, 10*time.Second, "handshake failures counted", func() bool { return r.Stats().HandshakeFailed == int64(len(cases)) })
 }
 
 // After a valid handshake: malformed frames close the connection and are
@@ -126,7 +127,7 @@ func TestHostileFrames(t *testing.T) {
 	for i, c := range cases {
 		nc := dialRaw(t, ep)
 		nullHandshake(t, nc, 1, "DEALER", "")
-		waitFor(t, "handshake", func() bool { return r.Stats().Active == 1 })
+		testutil.Eventually(t, 10*time.Second, "handshake", func() bool { return r.Stats().Active == 1 })
 		var before, after runtime.MemStats
 		runtime.ReadMemStats(&before)
 		if _, err := nc.Write(c.send); err != nil {
@@ -138,7 +139,7 @@ func TestHostileFrames(t *testing.T) {
 		} else {
 			proto++
 		}
-		waitFor(t, c.name+" counted", func() bool {
+		testutil.Eventually(t, 10*time.Second, c.name+" counted", func() bool {
 			s := r.Stats()
 			return s.ProtocolErrors == proto && s.TooLarge == large && s.Disconnected == int64(i+1) && s.Active == 0
 		})
@@ -161,7 +162,7 @@ func TestHostileFrames(t *testing.T) {
 // not: half-open peers must not get round it. The first refusal logs one
 // line; every refusal is counted.
 func TestMaxConnections(t *testing.T) {
-	var logBuf syncBuffer
+	var logBuf testutil.SyncBuffer
 	ctx := NewContext()
 	r := newSock(t, ctx, Router, Options{MaxConnections: 3, HandshakeTimeout: time.Hour,
 		Logger: slog.New(slog.NewTextHandler(&logBuf, nil))})
@@ -171,12 +172,12 @@ func TestMaxConnections(t *testing.T) {
 		nullHandshake(t, dialRaw(t, ep), 1, "DEALER", "")
 	}
 	dialRaw(t, ep)
-	waitFor(t, "three accepted", func() bool { return r.Stats().Accepted == 3 && r.Stats().Active == 2 })
+	testutil.Eventually(t, 10*time.Second, "three accepted", func() bool { return r.Stats().Accepted == 3 && r.Stats().Active == 2 })
 	for i := 1; i <= 3; i++ {
 		nc := dialRaw(t, ep)
 		nc.Write(rawGreeting(1))
 		waitClosed(t, nc)
-		waitFor(t, "refusal counted", func() bool { return r.Stats().RefusedLimit == int64(i) })
+		testutil.Eventually(t, 10*time.Second, "refusal counted", func() bool { return r.Stats().RefusedLimit == int64(i) })
 	}
 	logged := logBuf.String()
 	if strings.Count(logged, "connection limit reached") != 1 || !strings.Contains(logged, "limit=3") {
@@ -217,7 +218,7 @@ func TestManyIdleConnections(t *testing.T) {
 			nc.Close()
 		}
 	}()
-	waitFor(t, "every connection established", func() bool { return r.Stats().Active == n })
+	testutil.Eventually(t, 10*time.Second, "every connection established", func() bool { return r.Stats().Active == n })
 	// The ROUTER's owner learns of them all.
 	if _, err := r.WaitReadable(0); err != nil {
 		t.Fatal(err)
@@ -240,7 +241,7 @@ func TestManyIdleConnections(t *testing.T) {
 	for _, nc := range conns {
 		nc.Close()
 	}
-	waitFor(t, "every connection gone", func() bool { return r.Stats().Active == 0 && r.Stats().Disconnected == n })
+	testutil.Eventually(t, 10*time.Second, "every connection gone", func() bool { return r.Stats().Active == 0 && r.Stats().Disconnected == n })
 }
 
 // A peer that never reads: our output to it stays within SendHWM
@@ -254,7 +255,7 @@ func TestPeerThatNeverReads(t *testing.T) {
 		ep := bind(t, r, "tcp://127.0.0.1:*")
 		nc := dialRaw(t, ep)
 		nullHandshake(t, nc, 1, "DEALER", "slow")
-		waitFor(t, "handshake", func() bool { return r.Stats().Active == 1 })
+		testutil.Eventually(t, 10*time.Second, "handshake", func() bool { return r.Stats().Active == 1 })
 		ok, again := 0, 0
 		for i := 0; i < sends; i++ {
 			switch err := r.Send([][]byte{[]byte("slow"), body}, true); {
@@ -331,7 +332,7 @@ func TestHandshakeCommandHeaderAllocatesNothing(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, "every handshake timed out", func() bool { return r.Stats().HandshakeFailed == n })
+	testutil.Eventually(t, 10*time.Second, "every handshake timed out", func() bool { return r.Stats().HandshakeFailed == n })
 	runtime.ReadMemStats(&after)
 	grew := after.TotalAlloc - before.TotalAlloc
 	t.Logf("%d peers announcing a %d B READY: %d B allocated in all", n, 1<<20-100, grew)

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/majordomo-go/majordomo/internal/testutil"
 	"github.com/majordomo-go/majordomo/internal/zmtp/mech"
 )
 
@@ -396,7 +397,7 @@ func securityInterop(t *testing.T, mechName string, k curveKeys) {
 		if ev := py.expect("EVENT HANDSHAKE_FAILED_"); !strings.HasPrefix(ev, "AUTH 400") {
 			t.Fatalf("libzmq client saw %q, want HANDSHAKE_FAILED_AUTH 400", ev)
 		}
-		waitFor(t, "refusal counted", func() bool { return r.Stats().AuthRefused >= 1 })
+		testutil.Eventually(t, 10*time.Second, "refusal counted", func() bool { return r.Stats().AuthRefused >= 1 })
 		if s := r.Stats(); s.Active != 0 {
 			t.Fatalf("refused client connected: %+v", s)
 		}
@@ -416,7 +417,7 @@ func securityInterop(t *testing.T, mechName string, k curveKeys) {
 			t.Fatal(err)
 		}
 		py.expect("EVENT HANDSHAKE_FAILED_AUTH")
-		waitFor(t, "refusal counted", func() bool { return d.Stats().PeerRefused >= 1 })
+		testutil.Eventually(t, 10*time.Second, "refusal counted", func() bool { return d.Stats().PeerRefused >= 1 })
 		if s := d.Stats(); s.Active != 0 || s.AuthRefused != 0 {
 			t.Fatalf("stats %+v", s)
 		}
@@ -476,7 +477,7 @@ func TestInteropWeHeartbeatLibzmq(t *testing.T) {
 	if err := d.Connect(ep); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "connection", func() bool { return d.Connections() == 1 })
+	testutil.Eventually(t, 10*time.Second, "connection", func() bool { return d.Connections() == 1 })
 	// An observation window: nothing can be awaited to show that nothing
 	// happens.
 	time.Sleep(1500 * time.Millisecond)

@@ -1,14 +1,11 @@
 package zmtp
 
 import (
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"io"
 	"net"
-	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -118,18 +115,6 @@ func waitClosed(t testing.TB, nc net.Conn) time.Duration {
 	return time.Since(start)
 }
 
-// waitFor polls cond (a counter, typically) for up to 10 s.
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
-
 // newSock makes a socket closed at cleanup.
 func newSock(t testing.TB, ctx *Context, typ Type, o Options) *Socket {
 	t.Helper()
@@ -168,24 +153,3 @@ func (c *conn) queuedBytes() int {
 	defer c.mu.Unlock()
 	return len(c.out) + len(c.wbuf)
 }
-
-// syncBuffer is a bytes.Buffer safe for a logger on another goroutine.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// inCI: interop tests fail rather than skip there.
-var inCI = os.Getenv("CI") != ""

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/majordomo-go/majordomo/internal/testutil"
 	"github.com/majordomo-go/majordomo/internal/zmtp/wire"
 )
 
@@ -81,7 +82,7 @@ func TestHeartbeatTimeoutCloses(t *testing.T) {
 	nc := dialRaw(t, ep)
 	nullHandshake(t, nc, 1, "DEALER", "")
 	waitClosed(t, nc)
-	waitFor(t, "disconnection counted", func() bool { return r.Stats().Disconnected == 1 })
+	testutil.Eventually(t, 10*time.Second, "disconnection counted", func() bool { return r.Stats().Disconnected == 1 })
 }
 
 // Subscriptions in both forms reach our PUB: 23/ZMTP's message with a
