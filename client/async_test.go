@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/majordomo-go/majordomo/internal/testutil/harness"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -49,10 +50,10 @@ func await(t *testing.T, ch <-chan goResult) goResult {
 // TestGo: Go delivers replies to done, one request per service on the
 // wire as Request does, from one goroutine.
 func TestGo(t *testing.T) {
-	b := startBroker(t)
-	runWorker(t, b.endpoint, "echo", worker.HandlerFunc(echo), worker.WithConcurrency(4))
-	c := connect(t, b.endpoint)
-	waitService(t, c, "echo")
+	b := harness.StartBroker(t)
+	harness.RunWorker(t, b.Endpoint, "echo", worker.HandlerFunc(harness.Echo), worker.WithConcurrency(4))
+	c := harness.Connect(t, b.Endpoint)
+	harness.WaitService(t, c, "echo")
 	ctx := context.Background()
 	var chans []<-chan goResult
 	for i := range 20 {
@@ -78,9 +79,9 @@ func TestGo(t *testing.T) {
 // its late reply is not taken for the next call to the service, which goes
 // out on a new socket.
 func TestGoDeadline(t *testing.T) {
-	b := startBroker(t)
+	b := harness.StartBroker(t)
 	var n atomic.Int32
-	runWorker(t, b.endpoint, "slow", worker.HandlerFunc(func(ctx context.Context, req *worker.Request) ([][]byte, error) {
+	harness.RunWorker(t, b.Endpoint, "slow", worker.HandlerFunc(func(ctx context.Context, req *worker.Request) ([][]byte, error) {
 		if n.Add(1) == 1 {
 			// Answers while the next call waits.
 			time.Sleep(300 * time.Millisecond)
@@ -89,8 +90,8 @@ func TestGoDeadline(t *testing.T) {
 		time.Sleep(400 * time.Millisecond)
 		return [][]byte{[]byte("right")}, nil
 	}), worker.WithConcurrency(2))
-	c := connect(t, b.endpoint, client.WithTimeout(5*time.Second))
-	waitService(t, c, "slow")
+	c := harness.Connect(t, b.Endpoint, client.WithTimeout(5*time.Second))
+	harness.WaitService(t, c, "slow")
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	r := await(t, goCall(t, c, ctx, "slow", []byte("1")))
@@ -106,8 +107,8 @@ func TestGoDeadline(t *testing.T) {
 // TestGoClose: closing the client answers its Go calls with ErrClosed, and
 // Go on a closed client fails without calling done.
 func TestGoClose(t *testing.T) {
-	b := startBroker(t)
-	c := connect(t, b.endpoint, client.WithTimeout(5*time.Second))
+	b := harness.StartBroker(t)
+	c := harness.Connect(t, b.Endpoint, client.WithTimeout(5*time.Second))
 	var chans []<-chan goResult
 	for i := range 10 {
 		chans = append(chans, goCall(t, c, context.Background(), fmt.Sprintf("nobody%d", i%3)))
