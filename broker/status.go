@@ -98,16 +98,16 @@ func (b *Broker) Status() Status {
 
 func (b *Broker) status() Status {
 	now := time.Now()
-	st := Status{Stats: b.snapshot(), Started: b.started0, Now: now, Endpoints: b.Endpoints()}
+	st := Status{Stats: b.snapshot(), Started: b.startedAt, Now: now, Endpoints: b.Endpoints()}
 	st.Services = make([]ServiceStatus, 0, b.pool.Len())
 	b.pool.Range(func(q *queue) bool {
-		s, c := serviceOf(q), &q.Stats
+		s, c, o := serviceOf(q), q.Stats(), &q.Outcomes
 		st.Services = append(st.Services, ServiceStatus{
 			Name: q.Name(), Workers: q.Members(), Idle: q.Ready(), Busy: q.Members() - q.Ready(),
 			Queued: q.Len(), QueuedBytes: q.Bytes(), Registered: c.EverServed,
-			Requests: s.requests(), Replies: c.Completed, Partials: s.partials,
-			Expired: c.Expired, Redelivered: s.redelivered, Dropped: c.Dropped, DroppedBy: s.droppedBy,
-			QueueWait: c.QueueWait.Clone(), ServiceTime: c.ServiceTime.Clone(),
+			Requests: s.requests(), Replies: o.Completed, Partials: s.partials,
+			Expired: c.Expired, Redelivered: s.redelivered, Dropped: o.Dropped, DroppedBy: s.droppedBy,
+			QueueWait: c.QueueWait.Clone(), ServiceTime: o.ServiceTime.Clone(),
 		})
 		return true
 	})

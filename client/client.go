@@ -122,7 +122,7 @@ func Connect(endpoint string, opts ...Option) (*Client, error) {
 		}
 	}
 	if cfg.log == nil {
-		cfg.log = slog.Default()
+		cfg.log = slog.New(slog.DiscardHandler) // WithLogger.
 	}
 	if endpoint == "" {
 		return nil, fmt.Errorf("%w: empty broker endpoint", ErrInvalidOption)

@@ -122,8 +122,9 @@ func WithServiceCheck() Option {
 	}
 }
 
-// WithLogger sets the logger for retries and protocol anomalies (default
-// slog.Default()). The client logs nothing on the success path.
+// WithLogger gives the client a logger for retries and protocol
+// anomalies. Without one it logs nothing, as a library should not write to
+// a process's log unasked. It logs nothing on the success path either way.
 func WithLogger(l *slog.Logger) Option {
 	return func(c *config) error {
 		if l == nil {

@@ -133,7 +133,7 @@ type Server struct {
 	stats      Stats
 	ids        *wire.IDGen
 	now        time.Time
-	started0   time.Time
+	startedAt  time.Time
 	out        [][]byte // Scratch frame list for sends.
 	idBuf      []byte   // Scratch for generated msgids.
 	tsBuf      []byte   // Scratch for heartbeat timestamps.
@@ -395,7 +395,7 @@ func (s *Server) inLoop(fn func()) bool { return s.life.Call(fn) }
 
 func (s *Server) loop(ctx context.Context) error {
 	s.now = time.Now()
-	s.started0 = s.now
+	s.startedAt = s.now
 	s.house.Period = s.hb.Tick()
 	s.house.Start(s.now)
 	for {

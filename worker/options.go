@@ -162,7 +162,8 @@ func WithShutdownTimeout(d time.Duration) Option {
 	}
 }
 
-// WithLogger sets the logger (default slog.Default()). The worker logs
+// WithLogger gives the worker a logger. Without one it logs nothing, as a
+// library should not write to a process's log unasked. With one it logs
 // connection changes at Info, lost requests and handler failures at Warn
 // and Error, and nothing per successful request.
 func WithLogger(l *slog.Logger) Option {
