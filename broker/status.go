@@ -7,6 +7,7 @@ import (
 
 	"github.com/majordomo-go/majordomo/auth"
 	"github.com/majordomo-go/majordomo/internal/dispatch"
+	"github.com/majordomo-go/majordomo/internal/secure"
 )
 
 // LatencyBuckets are the upper bounds of the latency histograms kept per
@@ -14,8 +15,10 @@ import (
 // that the metrics of both protocols line up.
 var LatencyBuckets = dispatch.LatencyBuckets
 
-// Histogram is a non-cumulative latency histogram over LatencyBuckets (see
-// dispatch.Histogram).
+// Histogram is a non-cumulative latency histogram over LatencyBuckets:
+// Counts[i] counts the observations in (LatencyBuckets[i-1],
+// LatencyBuckets[i]] and the last element those above the largest bound;
+// Mean and Quantile summarise it, Clone copies it.
 type Histogram = dispatch.Histogram
 
 // ServiceStatus is one service in a Status.
@@ -89,7 +92,7 @@ func (b *Broker) Status() Status {
 	st.Listeners = b.Listeners()
 	st.Security = auth.MechanismNull
 	if b.sec != nil {
-		st.Security = auth.MechanismName(b.sec.cfg.mechanism())
+		st.Security = secure.MechanismName(b.sec.cfg.mechanism())
 		st.Policy = b.sec.authz != nil
 	}
 	st.Auth = b.AuthStats()

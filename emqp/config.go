@@ -9,7 +9,6 @@ import (
 
 	"github.com/majordomo-go/majordomo/auth"
 	"github.com/majordomo-go/majordomo/emqp/wire"
-	"github.com/majordomo-go/majordomo/internal/transport"
 )
 
 // Defaults for Config, EventMQ's own where it has one (eventmq/conf.py).
@@ -237,7 +236,7 @@ func (c Config) Validate() error {
 	if err := c.Security.Validate(); err != nil {
 		return bad("security", "", err.Error())
 	}
-	if c.Authorizer != nil && c.Security.Mechanism() == transport.Null {
+	if c.Authorizer != nil && c.Security.Mechanism() == auth.MechanismNull {
 		return bad("policy", "", "a policy needs authenticated identities: CURVE or PLAIN on the eMQP fronts")
 	}
 	for _, q := range c.DefaultQueues {

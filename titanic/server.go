@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/majordomo-go/majordomo/auth"
+	"github.com/majordomo-go/majordomo/internal/secure"
 	"github.com/majordomo-go/majordomo/internal/transport"
 	"github.com/majordomo-go/majordomo/worker"
 )
@@ -315,7 +316,7 @@ func New(cfg Config) (*Server, error) {
 	var sec *transport.Security
 	if cfg.CurveCert != nil {
 		var err error
-		if sec, err = auth.CurveClient(cfg.CurveServerKey, cfg.CurveCert, "titanic"); err != nil {
+		if sec, err = secure.CurveClient(cfg.CurveServerKey, cfg.CurveCert, "titanic"); err != nil {
 			return nil, fmt.Errorf("%w: curve-cert: %w", ErrConfig, err)
 		}
 	}
