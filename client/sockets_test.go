@@ -146,7 +146,7 @@ func TestSocketsBoundConcurrency(t *testing.T) {
 		t.Errorf("%d requests served at once, want 1 to %d", p, sockets)
 	}
 	// One socket: strictly one after the other.
-	c1 := connect(t, b.endpoint)
+	c1 := connect(t, b.endpoint, client.WithSockets(1))
 	g.peak.Store(0)
 	for i, err := range callAll(c1, "slow", 3) {
 		if err != nil {
