@@ -3,17 +3,13 @@ package auth
 import (
 	"errors"
 	"strings"
-	"sync"
-
-	"github.com/majordomo-go/majordomo/internal/transport"
 )
 
 // The server side of security, shared by every server of the module (the
-// MDP broker, the eMQP fronts): which mechanism a listening socket speaks,
-// the ZAP domain its handshakes are counted under, and the ZAP handler of
-// the transport context the socket lives in. Nothing here depends on how
-// the transport implements the mechanisms: it only fills in
-// transport.Security and answers 27/ZAP requests.
+// MDP broker, the eMQP fronts): which mechanism a listening socket speaks
+// and the ZAP domain its handshakes are counted under. The module's
+// internal/secure applies it to the transport's sockets and installs the
+// Authenticator as the authentication hook of a transport context.
 
 // Mechanism names, as logs, metrics and the status API show them.
 const (
@@ -21,17 +17,6 @@ const (
 	MechanismPlain = "PLAIN"
 	MechanismCurve = "CURVE"
 )
-
-// MechanismName returns the 23/ZMTP name of m.
-func MechanismName(m transport.Mechanism) string {
-	switch m {
-	case transport.Plain:
-		return MechanismPlain
-	case transport.Curve:
-		return MechanismCurve
-	}
-	return MechanismNull
-}
 
 // Listener describes one listening endpoint for operators.
 type Listener struct {
@@ -70,17 +55,18 @@ type ServerSecurity struct {
 	Plaintext bool
 }
 
-// Mechanism is what the listeners speak.
-func (s *ServerSecurity) Mechanism() transport.Mechanism {
+// Mechanism is what the listeners speak: MechanismCurve, MechanismPlain
+// or MechanismNull.
+func (s *ServerSecurity) Mechanism() string {
 	switch {
 	case s == nil || s.Plaintext:
-		return transport.Null
+		return MechanismNull
 	case s.Cert != nil:
-		return transport.Curve
+		return MechanismCurve
 	case s.Authenticator != nil && s.Authenticator.PlainEnabled():
-		return transport.Plain
+		return MechanismPlain
 	}
-	return transport.Null
+	return MechanismNull
 }
 
 // Validate checks that the settings can work together.
@@ -102,86 +88,14 @@ func (s *ServerSecurity) Validate() error {
 	return nil
 }
 
-// Socket returns the server-side transport security for a listening socket
-// of front speaking m: the ZAP domain is the front's name, so that every
-// handshake on it, NULL ones included, reaches the Authenticator and is
-// counted under the front. m Curve needs Cert.
-func (s *ServerSecurity) Socket(front string, m transport.Mechanism) (*transport.Security, error) {
-	if front == "" {
-		// 27/ZAP: the domain "SHALL contain a (non-empty) string".
-		return nil, errors.New("auth: a front needs a name (its ZAP domain)")
+// RefuseMechanism counts, under front, a peer at address that spoke
+// mechanism (empty: unknown) to an endpoint speaking another. Such a peer
+// never reaches Authenticate, since the handshake fails before a 27/ZAP
+// request is made; the transport reports it here so that it is counted
+// (RefusedMechanism) and logged like any other refusal.
+func (a *Authenticator) RefuseMechanism(front, address, mechanism string) {
+	if mechanism == "" {
+		mechanism = "?"
 	}
-	ts := &transport.Security{Mechanism: m, Server: true, ZAPDomain: front}
-	if a := s.Authenticator; a != nil {
-		// A peer speaking another mechanism never reaches authentication:
-		// count it here, under this front, as a mechanism refusal.
-		ts.MechanismMismatch = func(address, peer string) {
-			if peer == "" {
-				peer = "?"
-			}
-			a.refuse(&Request{Domain: front, Address: address, Mechanism: peer}, RefusedMechanism, "")
-		}
-	}
-	if m == transport.Curve {
-		if s.Cert == nil {
-			return nil, errors.New("auth: CURVE needs the server's certificate")
-		}
-		sk, ok := s.Cert.Secret()
-		if !ok {
-			return nil, errors.New("auth: the server's certificate has no secret key")
-		}
-		ts.SecretKey = sk[:]
-		ts.PublicKey = s.Cert.Public[:]
-	}
-	return ts, nil
-}
-
-// Listen sets sock to speak the configured mechanism on the endpoints it
-// binds from now on, counted under front, binds endpoint and returns the
-// Listener bound. It is the one way a server of this module opens a
-// listening endpoint when security is on, so that no front is left out.
-func (s *ServerSecurity) Listen(sock transport.Socket, front, endpoint string) (Listener, error) {
-	return s.ListenWith(sock, front, endpoint, s.Mechanism())
-}
-
-// ListenWith is Listen with an explicit mechanism (for PLAIN endpoints
-// next to CURVE ones).
-func (s *ServerSecurity) ListenWith(sock transport.Socket, front, endpoint string, m transport.Mechanism) (Listener, error) {
-	ts, err := s.Socket(front, m)
-	if err != nil {
-		return Listener{}, err
-	}
-	// The transport fixes an endpoint's mechanism when it is bound.
-	if err := sock.SetSecurity(ts); err != nil {
-		return Listener{}, err
-	}
-	bound, err := sock.Bind(endpoint)
-	if err != nil {
-		return Listener{}, err
-	}
-	return Listener{Front: front, Endpoint: bound, Mechanism: MechanismName(m)}, nil
-}
-
-// SecureContext starts a ZAP handler for a in zctx (27/ZAP: "The handler
-// SHALL start before any server starts": call it before any socket of
-// zctx binds) and returns the context to use from then on: its Term stops
-// the handler first, since the context would otherwise wait for ever for
-// the handler's socket. One handler runs per context.
-func SecureContext(zctx transport.Context, a *Authenticator) (transport.Context, error) {
-	h, err := StartHandler(zctx, a)
-	if err != nil {
-		return nil, err
-	}
-	return &securedContext{Context: zctx, zap: h}, nil
-}
-
-type securedContext struct {
-	transport.Context
-	zap  *Handler
-	once sync.Once
-}
-
-func (c *securedContext) Term() error {
-	c.once.Do(c.zap.Stop)
-	return c.Context.Term()
+	a.refuse(&Request{Domain: front, Address: address, Mechanism: mechanism}, RefusedMechanism, "")
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/majordomo-go/majordomo/auth"
 	"github.com/majordomo-go/majordomo/internal/inproc"
 	"github.com/majordomo-go/majordomo/internal/ratelog"
+	"github.com/majordomo-go/majordomo/internal/secure"
 	"github.com/majordomo-go/majordomo/internal/transport"
 	"github.com/majordomo-go/majordomo/mdp"
 )
@@ -61,7 +62,7 @@ func (s *Security) server() *auth.ServerSecurity {
 }
 
 // mechanism is what Config.Endpoints speak.
-func (s *Security) mechanism() transport.Mechanism { return s.server().Mechanism() }
+func (s *Security) mechanism() transport.Mechanism { return secure.Mechanism(s.server()) }
 
 func (s *Security) validate() error {
 	if s == nil {
@@ -106,7 +107,7 @@ func startSecurity(cfg Config, zctx transport.Context, o transport.Options) (*se
 	if s == nil {
 		return nil, zctx, o, nil
 	}
-	secured, err := auth.SecureContext(zctx, s.Authenticator)
+	secured, err := secure.Context(zctx, s.Authenticator)
 	if err != nil {
 		return nil, zctx, o, fmt.Errorf("broker: %w", err)
 	}
@@ -120,7 +121,7 @@ func startSecurity(cfg Config, zctx transport.Context, o transport.Options) (*se
 	// whatever identity it authenticated with; with security on, a
 	// routing id stays with the connection that first used it.
 	o.RouterHandover = false
-	cfg.Logger.Info("security on", "mechanism", auth.MechanismName(s.mechanism()),
+	cfg.Logger.Info("security on", "mechanism", secure.MechanismName(s.mechanism()),
 		"plain_endpoints", s.PlainEndpoints, "policy", s.Authorizer != nil)
 	return sec, secured, o, nil
 }
@@ -138,14 +139,14 @@ func (b *Broker) bind() error {
 	} else {
 		srv := b.sec.cfg.server()
 		for _, ep := range b.cfg.Endpoints {
-			l, err := srv.Listen(b.sock, FrontMDP, ep)
+			l, err := secure.Listen(srv, b.sock, FrontMDP, ep)
 			if err != nil {
 				return err
 			}
 			b.listened(l)
 		}
 		for _, ep := range b.sec.cfg.PlainEndpoints {
-			l, err := srv.ListenWith(b.sock, FrontMDP, ep, transport.Plain)
+			l, err := secure.ListenWith(srv, b.sock, FrontMDP, ep, transport.Plain)
 			if err != nil {
 				return err
 			}

@@ -64,7 +64,7 @@ type Broker struct {
 	stats      Stats
 	out        [][]byte // Scratch frame list for sends.
 	now        time.Time
-	started0   time.Time
+	startedAt  time.Time
 	beat       dispatch.Ticker // Heartbeats, every HeartbeatInterval.
 	house      dispatch.Ticker // Timers, every houseInterval.
 	expiredLog map[string]int
@@ -244,7 +244,7 @@ func (b *Broker) inLoop(fn func()) bool { return b.life.Call(fn) }
 
 func (b *Broker) loop(ctx context.Context) error {
 	b.now = time.Now()
-	b.started0 = b.now
+	b.startedAt = b.now
 	b.beat = dispatch.Ticker{Period: b.cfg.HeartbeatInterval}
 	b.beat.Start(b.now)
 	b.house = dispatch.Ticker{Period: b.houseInterval()}

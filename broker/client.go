@@ -41,12 +41,11 @@ func (b *Broker) clientRequest(sender []byte, m *mdp.Message) {
 	if !b.accept(r) {
 		// The queue's bounds refuse a request before the client's
 		// in-flight limit does, so that a full queue is reported as such.
-		if b.pool.Check(svc.q, r.size) == nil {
-			b.dropFor(svc, DropClientInFlight, "client has too many requests in flight", "client", printable(sender))
+		if err := b.pool.Reject(svc.q, r.size); err != nil {
+			b.refused(svc, err)
 			return
 		}
-		_, err := b.pool.Submit(svc.q, sender, r, r.size, b.now) // Refused, and counted.
-		b.refused(svc, err)
+		b.dropFor(svc, DropClientInFlight, "client has too many requests in flight", "client", printable(sender))
 		return
 	}
 	// The pool hands the request to the least recently used idle worker

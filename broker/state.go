@@ -63,19 +63,19 @@ type service struct {
 
 func (s *service) name() string { return s.q.Name() }
 
-// count records a request of this service dropped for reason r. The pool's
-// Dropped counts every reason but expiry, which its Expired counts.
+// count records a request of this service dropped for reason r. Outcomes'
+// Dropped counts every reason but expiry, which the pool's Expired counts.
 func (s *service) count(r DropReason) {
 	s.droppedBy[r]++
 	if r != DropExpired {
-		s.q.Stats.Dropped++
+		s.q.Outcomes.Dropped++
 	}
 }
 
 // requests is how many requests the service was asked for: those offered to
 // the pool plus those the client's in-flight limit refused before it.
 func (s *service) requests() uint64 {
-	return s.q.Stats.Submitted + s.droppedBy[DropClientInFlight]
+	return s.q.Stats().Submitted + s.droppedBy[DropClientInFlight]
 }
 
 // serviceOf returns the broker's record of q, making it on first sight.
@@ -122,8 +122,8 @@ func (c Config) limits(budget *dispatch.Budget) dispatch.Limits {
 // interval of silence.
 func (c Config) heartbeats() dispatch.Heartbeats {
 	return dispatch.Heartbeats{
-		Interval: c.HeartbeatInterval,
-		Timeout:  c.HeartbeatInterval * time.Duration(c.HeartbeatLiveness),
-		IdleOnly: true,
+		Interval:   c.HeartbeatInterval,
+		Timeout:    c.HeartbeatInterval * time.Duration(c.HeartbeatLiveness),
+		SendsCount: true,
 	}
 }

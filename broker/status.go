@@ -7,6 +7,7 @@ import (
 
 	"github.com/majordomo-go/majordomo/auth"
 	"github.com/majordomo-go/majordomo/internal/dispatch"
+	"github.com/majordomo-go/majordomo/internal/secure"
 )
 
 // LatencyBuckets are the upper bounds of the latency histograms kept per
@@ -14,8 +15,10 @@ import (
 // that the metrics of both protocols line up.
 var LatencyBuckets = dispatch.LatencyBuckets
 
-// Histogram is a non-cumulative latency histogram over LatencyBuckets (see
-// dispatch.Histogram).
+// Histogram is a non-cumulative latency histogram over LatencyBuckets:
+// Counts[i] counts the observations in (LatencyBuckets[i-1],
+// LatencyBuckets[i]] and the last element those above the largest bound;
+// Mean and Quantile summarise it, Clone copies it.
 type Histogram = dispatch.Histogram
 
 // ServiceStatus is one service in a Status.
@@ -89,7 +92,7 @@ func (b *Broker) Status() Status {
 	st.Listeners = b.Listeners()
 	st.Security = auth.MechanismNull
 	if b.sec != nil {
-		st.Security = auth.MechanismName(b.sec.cfg.mechanism())
+		st.Security = secure.MechanismName(b.sec.cfg.mechanism())
 		st.Policy = b.sec.authz != nil
 	}
 	st.Auth = b.AuthStats()
@@ -98,16 +101,16 @@ func (b *Broker) Status() Status {
 
 func (b *Broker) status() Status {
 	now := time.Now()
-	st := Status{Stats: b.snapshot(), Started: b.started0, Now: now, Endpoints: b.Endpoints()}
+	st := Status{Stats: b.snapshot(), Started: b.startedAt, Now: now, Endpoints: b.Endpoints()}
 	st.Services = make([]ServiceStatus, 0, b.pool.Len())
 	b.pool.Range(func(q *queue) bool {
-		s, c := serviceOf(q), &q.Stats
+		s, c, o := serviceOf(q), q.Stats(), &q.Outcomes
 		st.Services = append(st.Services, ServiceStatus{
 			Name: q.Name(), Workers: q.Members(), Idle: q.Ready(), Busy: q.Members() - q.Ready(),
 			Queued: q.Len(), QueuedBytes: q.Bytes(), Registered: c.EverServed,
-			Requests: s.requests(), Replies: c.Completed, Partials: s.partials,
-			Expired: c.Expired, Redelivered: s.redelivered, Dropped: c.Dropped, DroppedBy: s.droppedBy,
-			QueueWait: c.QueueWait.Clone(), ServiceTime: c.ServiceTime.Clone(),
+			Requests: s.requests(), Replies: o.Completed, Partials: s.partials,
+			Expired: c.Expired, Redelivered: s.redelivered, Dropped: o.Dropped, DroppedBy: s.droppedBy,
+			QueueWait: c.QueueWait.Clone(), ServiceTime: o.ServiceTime.Clone(),
 		})
 		return true
 	})

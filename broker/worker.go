@@ -127,7 +127,7 @@ func (b *Broker) workerReply(w *worker, m *mdp.Message) {
 		}
 		return
 	}
-	c := &w.service.q.Stats
+	c := &w.service.q.Outcomes
 	c.ServiceTime.Observe(b.now.Sub(r.sentAt))
 	if b.replyToClient(r, mdp.Final, w.service.nameB, m.Body) {
 		b.stats.Replies++

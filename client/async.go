@@ -31,24 +31,35 @@ func (c *Client) Go(ctx context.Context, service string, body [][]byte, done fun
 		return ctxError(ctx, service)
 	}
 	a := &asyncCall{done: done}
-	cl := &call{service: service, body: copyBody(body)}
+	cl := &call{service: service, body: copyBody(body), retries: c.cfg.retries}
 	cl.box.fn = func(ev event) { a.fire(ev.body, ev.err, nil) }
-	// c.mu keeps Close from draining ctrl (see Close) between the check
-	// and the send, so that a call Close does not see is never stranded in
-	// ctrl without an answer.
-	c.mu.Lock()
-	if c.closed {
-		c.mu.Unlock()
+	select {
+	case <-c.closing: // Checked first: select picks at random among ready cases.
+		return ErrClosed
+	default:
+	}
+	if err := c.acquire(cl, -1); err != nil {
+		return err
+	}
+	a.release = func() { c.release(cl) }
+	o := cl.owner
+	select {
+	case o.ctrl <- ctrlMsg{ctrlStart, cl}:
+	case <-ctx.Done():
+		c.release(cl)
+		return ctxError(ctx, service)
+	case <-c.closing:
+		c.release(cl)
 		return ErrClosed
 	}
+	o.wake()
 	select {
-	case c.ctrl <- ctrlMsg{ctrlStart, cl}:
-		c.mu.Unlock()
-	case <-ctx.Done():
-		c.mu.Unlock()
-		return ctxError(ctx, service)
+	case <-c.closing:
+		// Close may have drained this owner before the send: make sure
+		// the call is answered (whoever takes it from ctrl answers it).
+		o.drainStarts()
+	default:
 	}
-	c.conn.wake()
 	a.setStop(context.AfterFunc(ctx, func() {
 		// The owner hears of the cancellation before the caller does, as
 		// with Request: a call made from done for the same service then
@@ -65,6 +76,8 @@ type asyncCall struct {
 	mu    sync.Mutex
 	fired bool
 	stop  func() bool // Unregisters the context's AfterFunc.
+	// release frees the call's slot in its owner (Client.release), once.
+	release func()
 }
 
 // fire calls first (if not nil) and then done, unless done was called
@@ -84,7 +97,25 @@ func (a *asyncCall) fire(reply [][]byte, err error, first func()) {
 	if first != nil {
 		first()
 	}
+	if a.release != nil {
+		a.release()
+	}
 	a.done(reply, err)
+}
+
+// drainStarts answers ErrClosed to every call still waiting in the owner's
+// ctrl channel: after Close, nobody else will.
+func (o *owner) drainStarts() {
+	for {
+		select {
+		case m := <-o.ctrl:
+			if m.kind == ctrlStart {
+				m.call.box.put(event{err: ErrClosed})
+			}
+		default:
+			return
+		}
+	}
 }
 
 // setStop records the AfterFunc's stop, or calls it if done already ran.

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/majordomo-go/majordomo/internal/inproc"
@@ -28,18 +27,20 @@ const failPause = 10 * time.Millisecond
 // in a row before it looks at the other side.
 const maxBatch = 256
 
-// Client is a Majordomo client: one DEALER socket per broker (one broker,
-// or several with WithBrokers), owned by an internal goroutine. All methods
-// are safe for concurrent use. See Request for what happens when a reply is
-// late, and the package documentation for several brokers.
+// Client is a Majordomo client: DEALER sockets to a broker (one broker, or
+// several with WithBrokers), each owned by an internal goroutine. All
+// methods are safe for concurrent use. See Request for what happens when a
+// reply is late, and the package documentation for several brokers.
 //
-// Replies carry no request id in MDP, only the service name, so a Client
-// keeps at most one request per service on the wire: concurrent calls to the
-// same service are queued inside the client and sent one after the other,
-// while calls to different services proceed in parallel. This is what makes
-// every reply land with the right caller. For many requests in flight to one
-// service, use a Pipeline and correlate replies yourself. With several
-// brokers the limit is one per service per broker.
+// Replies carry no request id in MDP, only the service name, so one socket
+// carries at most one request per service: that is what makes every reply
+// land with the right caller. Calls to different services share a socket
+// and run in parallel. Calls to the same service that overlap get sockets
+// of their own, opened when needed and kept for later calls, up to
+// WithSockets per broker (DefaultSockets); calls beyond that wait inside the
+// client for their turn. For many more requests in flight to one service,
+// use a Pipeline and correlate replies yourself. With several brokers each
+// socket carries one request per service per broker.
 type Client struct {
 	endpoint  string   // The first broker: the one Pipelines use.
 	endpoints []string // Every broker, the first one first.
@@ -47,20 +48,24 @@ type Client struct {
 	log       *slog.Logger
 	zctx      transport.Context   // The first broker's.
 	zctxs     []transport.Context // Every context, once each, for Close.
+	ctxs      []transport.Context // Each broker's, for new owners.
 
-	ctrl    chan ctrlMsg
-	conn    *conn                            // The only link's (one broker): owned by the owner goroutine; others call only wake.
-	poller  atomic.Pointer[transport.Poller] // Several brokers: what the owner waits on, for wake.
-	links   map[string]*link                 // By endpoint, for RequestAt; read-only after Connect.
-	closing chan struct{}
-	done    chan struct{}
+	brokerIdx map[string]int // Position of each endpoint, for RequestAt; read-only.
+	closing   chan struct{}
 
 	closeOnce sync.Once
 	closeErr  error
 
-	mu        sync.Mutex // Guards pipelines and closed.
+	mu        sync.Mutex // Guards pipelines, closed, owners and busy.
 	pipelines map[*Pipeline]struct{}
 	closed    bool
+	// owners are the client's socket sets, one socket to each broker
+	// apiece: the first made by Connect, the others when calls to one
+	// service overlap (acquire), at most cfg.sockets.
+	owners []*owner
+	// busy counts the calls in progress per slot key (see slotKey), per
+	// owner; keys with no calls are deleted.
+	busy map[string][]int
 }
 
 type ctrlKind uint8
@@ -84,6 +89,8 @@ type call struct {
 	stream  bool     // Deliver PARTIALs too.
 	box     mailbox
 
+	owner      *owner    // The owner it was handed to (acquire).
+	key        string    // Its slot key (slotKey), for release.
 	link       *link     // The link it was launched on.
 	pin        *link     // RequestAt: the only link it may use.
 	avoid      uint64    // Links (bits) that failed it or had no workers: tried last.
@@ -122,7 +129,7 @@ func Connect(endpoint string, opts ...Option) (*Client, error) {
 		}
 	}
 	if cfg.log == nil {
-		cfg.log = slog.Default()
+		cfg.log = slog.New(slog.DiscardHandler) // WithLogger.
 	}
 	if endpoint == "" {
 		return nil, fmt.Errorf("%w: empty broker endpoint", ErrInvalidOption)
@@ -151,44 +158,24 @@ func Connect(endpoint string, opts ...Option) (*Client, error) {
 		log:       log,
 		zctx:      ctxs[0],
 		zctxs:     uniqueContexts(ctxs),
-		ctrl:      make(chan ctrlMsg, maxBatch),
-		links:     make(map[string]*link, len(endpoints)),
+		brokerIdx: make(map[string]int, len(endpoints)),
 		closing:   make(chan struct{}),
-		done:      make(chan struct{}),
 		pipelines: make(map[*Pipeline]struct{}),
+		busy:      make(map[string][]int),
 	}
-	o := &owner{c: c, waiting: make(map[string][]*call)}
+	c.ctxs = ctxs
 	for i, ep := range endpoints {
-		lg := log
-		if len(endpoints) > 1 {
-			lg = log.With("endpoint", ep)
-		}
-		l := newLink(o, newConn(ctxs[i], ep, 10000, cfg.security, true), i, lg)
-		o.links = append(o.links, l)
-		c.links[ep] = l
-		if err := l.conn.open(); err != nil {
-			o.abort()
-			return nil, fmt.Errorf("client: %s: %w", ep, err)
-		}
+		c.brokerIdx[ep] = i
 	}
-	if len(o.links) == 1 {
-		c.conn = o.links[0].conn
-	} else if o.preparePoller(); c.poller.Load() == nil {
-		o.abort()
-		return nil, fmt.Errorf("client: cannot poll %d sockets", len(o.links))
+	o, err := c.newOwner(0)
+	if err != nil {
+		for _, zc := range c.zctxs {
+			zc.Term()
+		}
+		return nil, err
 	}
-	go o.run()
+	c.owners = []*owner{o}
 	return c, nil
-}
-
-// abort undoes a Connect that failed before the owner started.
-func (o *owner) abort() {
-	for _, l := range o.links {
-		l.conn.close()
-	}
-	for _, zc := range o.c.zctxs {
-		zc.Term()
-	}
 }
 
 // contexts returns the transport context of each broker: an inproc://
@@ -232,44 +219,30 @@ func uniqueContexts(ctxs []transport.Context) []transport.Context {
 // Connect, then those of WithBrokers.
 func (c *Client) Brokers() []string { return slices.Clone(c.endpoints) }
 
-// wake interrupts the owner goroutine's wait, so that it looks at ctrl.
-func (c *Client) wake() {
-	if c.conn != nil {
-		c.conn.wake()
-	} else if p := c.poller.Load(); p != nil {
-		p.Wake()
-	}
-}
-
 // Close stops the client and every Pipeline opened from it. Calls in
 // progress fail with ErrClosed. Close is safe to call more than once.
 func (c *Client) Close() error {
 	c.closeOnce.Do(func() {
 		c.mu.Lock()
-		c.closed = true
+		c.closed = true // No owner is added from now on.
 		ps := make([]*Pipeline, 0, len(c.pipelines))
 		for p := range c.pipelines {
 			ps = append(ps, p)
 		}
+		owners := c.owners
 		c.mu.Unlock()
 		for _, p := range ps {
 			p.Close()
 		}
 		close(c.closing)
-		c.wake()
-		<-c.done
-		// Calls sent before closed was set that the owner never took:
-		// a Go call must still get its answer.
-	drain:
-		for {
-			select {
-			case m := <-c.ctrl:
-				if m.kind == ctrlStart {
-					m.call.box.put(event{err: ErrClosed})
-				}
-			default:
-				break drain
-			}
+		for _, o := range owners {
+			o.wake()
+		}
+		for _, o := range owners {
+			<-o.done
+			// Calls handed over that the owner never took: a Go call must
+			// still get its answer.
+			o.drainStarts()
 		}
 		// Every socket is closed now, so Term does not block.
 		var errs []error
@@ -328,15 +301,17 @@ func (c *Client) Close() error {
 // its error (a deadline also matches ErrTimeout); the reply, if it comes
 // later, is discarded.
 func (c *Client) Request(ctx context.Context, service string, body ...[]byte) ([][]byte, error) {
-	return c.request(ctx, service, body, nil)
+	return c.request(ctx, service, body, -1)
 }
 
-// request runs one call to completion (Request and RequestAt).
-func (c *Client) request(ctx context.Context, service string, body [][]byte, pin *link) ([][]byte, error) {
+// request runs one call to completion (Request and RequestAt); pin is the
+// index of the only broker it may use, or -1.
+func (c *Client) request(ctx context.Context, service string, body [][]byte, pin int) ([][]byte, error) {
 	cl, err := c.start(ctx, service, body, false, pin)
 	if err != nil {
 		return nil, err
 	}
+	defer c.release(cl)
 	for {
 		ev, err := c.wait(ctx, cl)
 		if err != nil {
@@ -364,11 +339,12 @@ func (c *Client) request(ctx context.Context, service string, body [][]byte, pin
 // already delivered.
 func (c *Client) Stream(ctx context.Context, service string, body ...[]byte) iter.Seq2[[][]byte, error] {
 	return func(yield func([][]byte, error) bool) {
-		cl, err := c.start(ctx, service, body, true, nil)
+		cl, err := c.start(ctx, service, body, true, -1)
 		if err != nil {
 			yield(nil, err)
 			return
 		}
+		defer c.release(cl)
 		for {
 			ev, err := c.wait(ctx, cl)
 			if err == nil {
@@ -391,28 +367,36 @@ func (c *Client) Stream(ctx context.Context, service string, body ...[]byte) ite
 	}
 }
 
-// start validates a call and hands it to the owner goroutine.
-func (c *Client) start(ctx context.Context, service string, body [][]byte, stream bool, pin *link) (*call, error) {
+// start validates a call and hands it to an owner goroutine (acquire); the
+// caller must release the call once it is done with it. pin is the index of
+// the only broker the call may use, or -1.
+func (c *Client) start(ctx context.Context, service string, body [][]byte, stream bool, pin int) (*call, error) {
 	if service == "" {
 		return nil, ErrEmptyService
 	}
 	if ctx.Err() != nil {
 		return nil, ctxError(ctx, service)
 	}
-	cl := &call{service: service, body: copyBody(body), stream: stream, pin: pin, retries: c.cfg.retries}
+	cl := &call{service: service, body: copyBody(body), stream: stream, retries: c.cfg.retries}
 	cl.box.init()
 	select {
 	case <-c.closing: // Checked first: select picks at random among ready cases.
 		return nil, ErrClosed
 	default:
 	}
+	if err := c.acquire(cl, pin); err != nil {
+		return nil, err
+	}
+	o := cl.owner
 	select {
-	case c.ctrl <- ctrlMsg{ctrlStart, cl}:
-		c.wake()
+	case o.ctrl <- ctrlMsg{ctrlStart, cl}:
+		o.wake()
 		return cl, nil
 	case <-ctx.Done():
+		c.release(cl)
 		return nil, ctxError(ctx, service)
 	case <-c.closing:
+		c.release(cl)
 		return nil, ErrClosed
 	}
 }
@@ -429,7 +413,7 @@ func (c *Client) wait(ctx context.Context, cl *call) (event, error) {
 		case <-ctx.Done():
 			c.cancel(cl)
 			return event{}, ctxError(ctx, cl.service)
-		case <-c.done:
+		case <-cl.owner.done:
 			if ev, ok := cl.box.take(); ok {
 				return ev, nil
 			}
@@ -441,8 +425,8 @@ func (c *Client) wait(ctx context.Context, cl *call) (event, error) {
 // cancel tells the owner goroutine the caller no longer waits for cl.
 func (c *Client) cancel(cl *call) {
 	select {
-	case c.ctrl <- ctrlMsg{ctrlCancel, cl}:
-		c.wake()
+	case cl.owner.ctrl <- ctrlMsg{ctrlCancel, cl}:
+		cl.owner.wake()
 	case <-c.closing:
 	}
 }

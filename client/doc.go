@@ -37,10 +37,12 @@
 // # Correlation and ordering
 //
 // An MDP reply names its service but not its request. A Client therefore
-// keeps at most one request per service on the wire: concurrent Request
-// calls for one service are sent one after the other (in call order), and
-// calls for different services run in parallel. Every reply thus reaches
-// the right caller. A request abandoned after it was sent (its context
+// keeps at most one request per service on each of its sockets. Calls for
+// different services share a socket and run in parallel; concurrent calls
+// for one service get sockets of their own, opened as needed and kept, up
+// to WithSockets per broker (DefaultSockets), and beyond that wait inside
+// the client for their turn. Every reply thus reaches the right caller.
+// A request abandoned after it was sent (its context
 // ended, or it timed out for the last time) may still be answered; such a
 // late reply is discarded, and if the next request to that service comes
 // before it, the client first replaces its socket so that the late reply
@@ -57,7 +59,8 @@
 //
 // # Concurrency
 //
-// A Client and a Pipeline are safe for use by many goroutines. Each owns
-// one ZeroMQ socket through one internal goroutine; callers talk to it over
-// channels, since ZeroMQ sockets must not be shared between threads.
+// A Client and a Pipeline are safe for use by many goroutines. Each of
+// their sockets is owned by one internal goroutine (a Client's goroutine
+// owns one socket to each broker); callers talk to it over channels, since
+// ZeroMQ sockets must not be shared between threads.
 package client

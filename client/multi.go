@@ -19,11 +19,11 @@ var ErrUnknownBroker = errors.New("client: not one of the client's brokers")
 // one broker, such as the mmi.* services, which each broker answers for
 // itself only.
 func (c *Client) RequestAt(ctx context.Context, broker, service string, body ...[]byte) ([][]byte, error) {
-	l := c.links[broker]
-	if l == nil {
+	i, ok := c.brokerIdx[broker]
+	if !ok {
 		return nil, fmt.Errorf("%w: %q", ErrUnknownBroker, broker)
 	}
-	return c.request(ctx, service, body, l)
+	return c.request(ctx, service, body, i)
 }
 
 // BrokerAnswer is one broker's answer in ServiceByBroker.

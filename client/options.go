@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/majordomo-go/majordomo/auth"
+	"github.com/majordomo-go/majordomo/internal/secure"
 	"github.com/majordomo-go/majordomo/internal/transport"
 	"github.com/majordomo-go/majordomo/mdp"
 )
@@ -22,6 +23,11 @@ const (
 	// DefaultWindow is the default number of requests a Pipeline keeps in
 	// flight.
 	DefaultWindow = 10000
+	// DefaultSockets is how many sockets a Client may open to each broker
+	// (WithSockets), that is how many calls to one service run at once.
+	DefaultSockets = 4
+	// MaxSockets bounds WithSockets.
+	MaxSockets = 64
 )
 
 // Option configures a Client. Options are applied in order by Connect, which
@@ -40,10 +46,31 @@ type config struct {
 	security *transport.Security
 	// brokers are the brokers beyond Connect's (WithBrokers).
 	brokers []string
+	// sockets bounds the client's sockets to each broker (WithSockets).
+	sockets int
 }
 
 func defaultConfig() config {
-	return config{version: mdp.V1, timeout: DefaultTimeout, retries: DefaultRetries}
+	return config{version: mdp.V1, timeout: DefaultTimeout, retries: DefaultRetries, sockets: DefaultSockets}
+}
+
+// WithSockets sets how many sockets the client may open to each broker
+// (default DefaultSockets, at most MaxSockets), and so how many calls to
+// one service run at once. An MDP reply names its service but not its
+// request, so one socket carries at most one request per service; as
+// net/http's transport opens another connection to a busy host, the client
+// opens another socket when every one it has carries a call to the
+// service, and keeps it for later calls. Calls beyond n wait inside the
+// client for a socket's turn. n = 1 sends concurrent calls to one service
+// one after the other, in call order.
+func WithSockets(n int) Option {
+	return func(c *config) error {
+		if n < 1 || n > MaxSockets {
+			return fmt.Errorf("%w: %d sockets per broker, want 1 to %d", ErrInvalidOption, n, MaxSockets)
+		}
+		c.sockets = n
+		return nil
+	}
 }
 
 // WithVersion selects the protocol: mdp.V1 (7/MDP, the default, understood by
@@ -122,8 +149,9 @@ func WithServiceCheck() Option {
 	}
 }
 
-// WithLogger sets the logger for retries and protocol anomalies (default
-// slog.Default()). The client logs nothing on the success path.
+// WithLogger gives the client a logger for retries and protocol
+// anomalies. Without one it logs nothing, as a library should not write to
+// a process's log unasked. It logs nothing on the success path either way.
 func WithLogger(l *slog.Logger) Option {
 	return func(c *config) error {
 		if l == nil {
@@ -143,7 +171,7 @@ func WithLogger(l *slog.Logger) Option {
 // then mentions CURVE.
 func WithCurve(serverKey auth.Key, cert *auth.Cert) Option {
 	return func(c *config) error {
-		sec, err := auth.CurveClient(serverKey, cert, "client")
+		sec, err := secure.CurveClient(serverKey, cert, "client")
 		if err != nil {
 			return fmt.Errorf("%w: %w", ErrInvalidOption, err)
 		}
@@ -156,7 +184,7 @@ func WithCurve(serverKey auth.Key, cert *auth.Cert) Option {
 // (24/ZMTP-PLAIN). They cross the network in clear: trusted networks only.
 func WithPlain(username, password string) Option {
 	return func(c *config) error {
-		sec, err := auth.PlainClient(username, password)
+		sec, err := secure.PlainClient(username, password)
 		if err != nil {
 			return fmt.Errorf("%w: %w", ErrInvalidOption, err)
 		}

@@ -2,6 +2,7 @@ package client
 
 import (
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/majordomo-go/majordomo/internal/transport"
@@ -12,13 +13,16 @@ import (
 // to another broker within this time instead of at their timeout.
 const lossCheck = 20 * time.Millisecond
 
-// owner is the goroutine that owns a Client's connections. Callers reach it
-// only through Client.ctrl; it answers through each call's mailbox. The
-// owner keeps the calls waiting for a service's slot and chooses the broker
-// (link) of each call; a link keeps the calls on the wire through it and
-// does the retrying.
+// owner is a goroutine that owns one socket to each of a Client's brokers.
+// A Client has one owner, and more when calls to one service overlap (see
+// WithSockets and Client.acquire). Callers reach an owner only through its
+// ctrl channel; it answers through each call's mailbox. The owner keeps the
+// calls waiting for a service's slot and chooses the broker (link) of each
+// call; a link keeps the calls on the wire through it and does the
+// retrying.
 type owner struct {
 	c     *Client
+	idx   int     // Position in Client.owners.
 	links []*link // One per broker, in the order given.
 	rr    int     // Where pick starts looking: spreads calls round-robin.
 	// waiting holds calls queued until a link's slot for their service is
@@ -31,18 +35,33 @@ type owner struct {
 	// With several brokers the owner waits on all their sockets at once.
 	poller *transport.Poller
 	socks  []transport.Socket // The sockets poller was made for.
+
+	ctrl chan ctrlMsg
+	conn *conn                            // The only link's (one broker): others call only its wake.
+	woke atomic.Pointer[transport.Poller] // Several brokers: poller, published for wake.
+	done chan struct{}                    // Closed when run has returned.
+}
+
+// wake interrupts the owner goroutine's wait, so that it looks at ctrl.
+// Any goroutine may call it.
+func (o *owner) wake() {
+	if o.conn != nil {
+		o.conn.wake()
+	} else if p := o.woke.Load(); p != nil {
+		p.Wake()
+	}
 }
 
 func (o *owner) multi() bool { return len(o.links) > 1 }
 
 func (o *owner) run() {
-	defer close(o.c.done)
+	defer close(o.done)
 	defer o.shutdown()
 	for {
 		if o.idle() {
 			// Nothing on the wire: sleep on the channel alone.
 			select {
-			case m := <-o.c.ctrl:
+			case m := <-o.ctrl:
 				// Losses that happened while idle are counted before
 				// the first send, not against it.
 				o.now = time.Now()
@@ -105,7 +124,7 @@ func (o *owner) run() {
 			wait = min(wait, lossCheck)
 			o.preparePoller()
 		}
-		if len(o.c.ctrl) > 0 {
+		if len(o.ctrl) > 0 {
 			wait = 0 // Queued before a Wake that may have hit an old socket.
 		}
 		wait = max(wait, 0)
@@ -154,7 +173,7 @@ func (o *owner) waitAndRead(d time.Duration) {
 }
 
 // preparePoller makes the poller match the links' current sockets and
-// publishes it for Client.wake. A caller whose wake hits the old poller
+// publishes it for wake. A caller whose wake hits the old poller
 // queued its message before the new one was published, and run looks at
 // the channel after this.
 func (o *owner) preparePoller() {
@@ -180,7 +199,7 @@ func (o *owner) preparePoller() {
 		return
 	}
 	o.poller, o.socks = p, socks
-	o.c.poller.Store(p)
+	o.woke.Store(p)
 }
 
 // pollLinks reads each link's connection counters. With several brokers, a
@@ -220,7 +239,7 @@ func (o *owner) pollLinks() {
 func (o *owner) drainCtrl() bool {
 	for range maxBatch {
 		select {
-		case m := <-o.c.ctrl:
+		case m := <-o.ctrl:
 			o.now = time.Now()
 			o.handle(m)
 		case <-o.c.closing:
@@ -404,7 +423,7 @@ func (o *owner) shutdown() {
 			cl.box.put(event{err: ErrClosed})
 		}
 	}
-	o.c.poller.Store(nil)
+	o.woke.Store(nil)
 	for _, l := range o.links {
 		l.conn.close()
 	}

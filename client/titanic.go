@@ -44,8 +44,9 @@ const (
 // Client.Request): ErrNoWorkers when no Titanic server is registered. A titanic.request resent after a timeout may have been
 // stored the first time too, so the service can receive the request twice;
 // as with MDP itself, services should be idempotent. A Titanic is safe for
-// concurrent use; a Client keeps one request per service on the wire (see
-// Client), so for many submissions in flight use several Clients.
+// concurrent use; a Client keeps up to WithSockets requests per service on
+// the wire (see Client), so for more submissions in flight use several
+// Clients or a larger WithSockets.
 type Titanic struct {
 	Client *Client
 	// PollMin and PollMax bound the pause between titanic.reply polls in

@@ -117,13 +117,13 @@ func (s *Server) statusJSON() map[string]any {
 	s.pool.Range(func(q *queue) bool {
 		n := q.Name()
 		waiting[n] = q.Len()
-		st := &q.Stats
-		rejected[n], expired[n], redelivered[n], completed[n] = st.Rejected, st.Expired, st.Requeued, st.Completed
+		st, o := q.Stats(), &q.Outcomes
+		rejected[n], expired[n], redelivered[n], completed[n] = st.Rejected, st.Expired, st.Requeued, o.Completed
 		if st.QueueWait.Count > 0 {
 			wait[n] = quantiles(&st.QueueWait)
 		}
-		if st.ServiceTime.Count > 0 {
-			service[n] = quantiles(&st.ServiceTime)
+		if o.ServiceTime.Count > 0 {
+			service[n] = quantiles(&o.ServiceTime)
 		}
 		return true
 	})
@@ -156,7 +156,7 @@ func (s *Server) statusJSON() map[string]any {
 		"connected_schedulers":          st.Schedulers,
 		"free_slots":                    st.FreeSlots,
 		"requests":                      st.Requests,
-		"uptime_seconds":                int64(s.now.Sub(s.started0).Seconds()),
+		"uptime_seconds":                int64(s.now.Sub(s.startedAt).Seconds()),
 		"router":                        "mdbroker (Majordomo for Go)",
 	}
 }
@@ -174,7 +174,7 @@ func quantiles(h interface {
 // monotonic renders a time as EventMQ's "hb" field: seconds on the
 // router's monotonic clock, here since the router started.
 func (s *Server) monotonic(t time.Time) float64 {
-	return t.Sub(s.started0).Seconds()
+	return t.Sub(s.startedAt).Seconds()
 }
 
 // workersJSON is the ROUTER_SHOW_WORKERS answer, shaped as EventMQ's:
@@ -245,15 +245,15 @@ func (s *Server) schedulersJSON() map[string]any {
 // status builds a Status on the loop.
 func (s *Server) status() Status {
 	now := time.Now()
-	st := Status{Stats: s.snapshot(), Started: s.started0, Now: now, Endpoints: s.endpoints}
+	st := Status{Stats: s.snapshot(), Started: s.startedAt, Now: now, Endpoints: s.endpoints}
 	ages := s.inflightAges()
 	s.pool.Range(func(q *queue) bool {
-		qs := &q.Stats
+		qs, o := q.Stats(), &q.Outcomes
 		e := QueueStatus{
 			Name: q.Name(), Workers: q.Members(), ReadyWorkers: q.Ready(), Waiting: q.Len(), WaitingBytes: q.Bytes(),
 			Submitted: qs.Submitted, Rejected: qs.Rejected, Expired: qs.Expired, Dispatched: qs.Dispatched,
-			Requeued: qs.Requeued, Completed: qs.Completed, Dropped: qs.Dropped,
-			QueueWait: qs.QueueWait.Clone(), ServiceTime: qs.ServiceTime.Clone(),
+			Requeued: qs.Requeued, Completed: o.Completed, Dropped: o.Dropped,
+			QueueWait: qs.QueueWait.Clone(), ServiceTime: o.ServiceTime.Clone(),
 		}
 		if a := ages[q.Name()]; a != nil {
 			e.InFlight, e.OldestInFlight, e.MeanInFlight = a.n, a.max, a.sum/time.Duration(a.n)

@@ -240,8 +240,8 @@ func (s *Server) workerReply(w *worker, m *wire.Message) {
 	delete(w.held, string(orig))
 	s.stats.Replies++
 	if q := s.pool.Queue(j.queue); q != nil {
-		q.Stats.Completed++
-		q.Stats.ServiceTime.Observe(s.now.Sub(j.sentAt))
+		q.Outcomes.Completed++
+		q.Outcomes.ServiceTime.Observe(s.now.Sub(j.sentAt))
 	}
 	if j.forward {
 		// The job manager's REPLY, unchanged but for the envelope.
@@ -284,14 +284,14 @@ func (s *Server) removeWorker(w *worker, why RemoveReason) {
 			// waits for replies first; Close does not).
 			s.stats.Dropped[DropShutdown]++
 			if q := s.pool.Queue(j.queue); q != nil {
-				q.Stats.Dropped++
+				q.Outcomes.Dropped++
 			}
 			continue
 		}
 		if !j.guarantee {
 			s.stats.Dropped[DropWorkerLost]++
 			if q := s.pool.Queue(j.queue); q != nil {
-				q.Stats.Dropped++
+				q.Outcomes.Dropped++
 			}
 			s.warn("reply-requested request lost with its job manager (no guarantee header): queue " + j.queue)
 			continue
@@ -304,7 +304,7 @@ func (s *Server) removeWorker(w *worker, why RemoveReason) {
 		default:
 			s.stats.Dropped[DropAttemptsExhausted]++
 			if q := s.pool.Queue(j.queue); q != nil {
-				q.Stats.Dropped++
+				q.Outcomes.Dropped++
 			}
 			s.log.Warn("emqp: guaranteed request dropped after repeated job manager failures",
 				"queue", j.queue, "msgid", string(j.msgid), "attempts", j.attempts)

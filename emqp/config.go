@@ -3,12 +3,12 @@ package emqp
 import (
 	"errors"
 	"fmt"
+	"github.com/majordomo-go/majordomo/internal/transport"
 	"log/slog"
 	"time"
 
 	"github.com/majordomo-go/majordomo/auth"
 	"github.com/majordomo-go/majordomo/emqp/wire"
-	"github.com/majordomo-go/majordomo/internal/transport"
 )
 
 // Defaults for Config, EventMQ's own where it has one (eventmq/conf.py).
@@ -221,7 +221,7 @@ func (c Config) Validate() error {
 			continue
 		}
 		if err := transport.CheckEndpoint(ep.v, true); err != nil {
-			return fmt.Errorf("%w: %s: %w", ErrConfig, ep.name, err)
+			return bad(ep.name, ep.v, err.Error())
 		}
 	}
 	switch {
@@ -259,7 +259,7 @@ func (c Config) Validate() error {
 	if err := c.Security.Validate(); err != nil {
 		return &ConfigError{Field: "Security", Reason: err.Error()}
 	}
-	if c.Authorizer != nil && c.Security.Mechanism() == transport.Null {
+	if c.Authorizer != nil && c.Security.Mechanism() == auth.MechanismNull {
 		return &ConfigError{Field: "Authorizer", Reason: "a policy needs authenticated identities: CURVE or PLAIN on the eMQP fronts"}
 	}
 	for _, q := range c.DefaultQueues {

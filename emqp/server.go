@@ -23,6 +23,7 @@ import (
 	"github.com/majordomo-go/majordomo/emqp/wire"
 	"github.com/majordomo-go/majordomo/internal/dispatch"
 	"github.com/majordomo-go/majordomo/internal/loop"
+	"github.com/majordomo-go/majordomo/internal/secure"
 	"github.com/majordomo-go/majordomo/internal/transport"
 )
 
@@ -133,7 +134,7 @@ type Server struct {
 	stats      Stats
 	ids        *wire.IDGen
 	now        time.Time
-	started0   time.Time
+	startedAt  time.Time
 	out        [][]byte // Scratch frame list for sends.
 	idBuf      []byte   // Scratch for generated msgids.
 	tsBuf      []byte   // Scratch for heartbeat timestamps.
@@ -254,7 +255,7 @@ func (s *Server) context(newCtx func() (transport.Context, error)) (transport.Co
 	if err != nil || s.cfg.Security == nil {
 		return zctx, err
 	}
-	secured, err := auth.SecureContext(zctx, s.cfg.Security.Authenticator)
+	secured, err := secure.Context(zctx, s.cfg.Security.Authenticator)
 	if err != nil {
 		zctx.Term()
 		return nil, fmt.Errorf("emqp: %w", err)
@@ -268,7 +269,7 @@ func (s *Server) listen(sock transport.Socket, front, ep string) (string, error)
 	var l auth.Listener
 	var err error
 	if s.cfg.Security != nil {
-		l, err = s.cfg.Security.Listen(sock, front, ep)
+		l, err = secure.Listen(s.cfg.Security, sock, front, ep)
 	} else {
 		l = auth.Listener{Front: front, Mechanism: auth.MechanismNull}
 		l.Endpoint, err = sock.Bind(ep)
@@ -395,7 +396,7 @@ func (s *Server) inLoop(fn func()) bool { return s.life.Call(fn) }
 
 func (s *Server) loop(ctx context.Context) error {
 	s.now = time.Now()
-	s.started0 = s.now
+	s.startedAt = s.now
 	s.house.Period = s.hb.Tick()
 	s.house.Start(s.now)
 	for {

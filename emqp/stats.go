@@ -173,6 +173,17 @@ func (s *Stats) TotalDropped() uint64 {
 	return n
 }
 
+// Histogram is a non-cumulative latency histogram over LatencyBuckets:
+// Counts[i] counts the observations in (LatencyBuckets[i-1],
+// LatencyBuckets[i]] and the last element those above the largest bound.
+// It is the same type as broker.Histogram, so that metrics of both
+// protocols line up and one exporter reads both.
+type Histogram = dispatch.Histogram
+
+// LatencyBuckets are the upper bounds of the latency histograms kept per
+// queue (queue wait and service time), the same as the MDP broker's.
+var LatencyBuckets = dispatch.LatencyBuckets
+
 // QueueStatus is one queue in a Status.
 type QueueStatus struct {
 	Name         string
@@ -183,13 +194,13 @@ type QueueStatus struct {
 	InFlight     int   // Tracked requests dispatched from it awaiting their REPLY.
 	// OldestInFlight and MeanInFlight are the ages of those requests.
 	OldestInFlight, MeanInFlight time.Duration
-	// The counters, from dispatch.QueueStats: Submitted counts requests
-	// routed here, Rejected those refused by a bound, Requeued
-	// redeliveries, Completed REPLYs for tracked requests, Dropped
-	// tracked requests lost with their job manager.
+	// The counters: Submitted counts requests routed here, Rejected those
+	// refused by a bound, Requeued redeliveries, Completed REPLYs for
+	// tracked requests, Dropped tracked requests lost with their job
+	// manager.
 	Submitted, Rejected, Expired, Dispatched, Requeued, Completed, Dropped uint64
-	QueueWait                                                              dispatch.Histogram
-	ServiceTime                                                            dispatch.Histogram // Tracked (reply-requested or guaranteed) requests only.
+	QueueWait                                                              Histogram
+	ServiceTime                                                            Histogram // Tracked (reply-requested or guaranteed) requests only.
 }
 
 // WorkerStatus is one job manager in a Status.

@@ -14,6 +14,7 @@ import (
 
 	"github.com/majordomo-go/majordomo/auth"
 	"github.com/majordomo-go/majordomo/internal/ratelog"
+	"github.com/majordomo-go/majordomo/internal/secure"
 	"github.com/majordomo-go/majordomo/internal/transport"
 	"github.com/majordomo-go/majordomo/worker"
 )
@@ -30,11 +31,20 @@ const (
 // clients, and the Guide's clients compare the whole frame, so bare codes
 // are what every client understands. The reason for a 400 or 500 is logged
 // instead.
+const (
+	Status200 = "200" // OK.
+	Status300 = "300" // PENDING: retry later.
+	Status400 = "400" // UNKNOWN: invalid or unknown UUID (or an invalid request); do not retry.
+	Status500 = "500" // ERROR: internal error, e.g. storage; retry later.
+)
+
+// The status frames as sent: made once, since every reply carries one and
+// the transport only reads the frames it is given.
 var (
-	Status200 = []byte("200") // OK.
-	Status300 = []byte("300") // PENDING: retry later.
-	Status400 = []byte("400") // UNKNOWN: invalid or unknown UUID (or an invalid request); do not retry.
-	Status500 = []byte("500") // ERROR: internal error, e.g. storage; retry later.
+	status200 = []byte(Status200)
+	status300 = []byte(Status300)
+	status400 = []byte(Status400)
+	status500 = []byte(Status500)
 )
 
 // DBFile is the name of the default store's file inside Config.Dir.
@@ -306,7 +316,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.CurveCert != nil {
 		// Checked here, so that a bad certificate fails New, not every
 		// connection that Run makes.
-		if _, err := auth.CurveClient(cfg.CurveServerKey, cfg.CurveCert, "titanic"); err != nil {
+		if _, err := secure.CurveClient(cfg.CurveServerKey, cfg.CurveCert, "titanic"); err != nil {
 			return nil, fmt.Errorf("%w: curve-cert: %w", ErrConfig, err)
 		}
 	}
@@ -529,7 +539,7 @@ func (s *Server) storeError(what string, err error) {
 func (s *Server) invalid(service, why string) [][]byte {
 	s.stats.invalid.Add(1)
 	s.log.Debug("titanic: invalid request; answering 400", "service", service, "reason", why)
-	return [][]byte{Status400}
+	return [][]byte{status400}
 }
 
 // serveRequest is titanic.request (9/TSP "The titanic.request Service"):
@@ -558,15 +568,15 @@ func (s *Server) serveRequest(ctx context.Context, req *worker.Request) ([][]byt
 			return nil, err
 		}
 		s.storeError("submit", err)
-		return [][]byte{Status500}, nil
+		return [][]byte{status500}, nil
 	}
 	if !op.Applied {
 		s.storeError("submit", fmt.Errorf("UUID collision on %s", op.ID))
-		return [][]byte{Status500}, nil
+		return [][]byte{status500}, nil
 	}
 	s.stats.submitted.Add(1)
 	s.disp.add(op.ID, service, body)
-	return [][]byte{Status200, op.ID.AppendHex(make([]byte, 0, 32))}, nil
+	return [][]byte{status200, op.ID.AppendHex(make([]byte, 0, 32))}, nil
 }
 
 // serveReply is titanic.reply (9/TSP "The titanic.reply Service"): 200 and
@@ -582,16 +592,16 @@ func (s *Server) serveReply(ctx context.Context, req *worker.Request) ([][]byte,
 	e, err := s.store.Get(id)
 	if err != nil {
 		s.storeError("reply", err)
-		return [][]byte{Status500}, nil
+		return [][]byte{status500}, nil
 	}
 	switch {
 	case e.Replied:
 		out := make([][]byte, 0, 1+len(e.Reply))
-		return append(append(out, Status200), e.Reply...), nil
+		return append(append(out, status200), e.Reply...), nil
 	case e.Found:
-		return [][]byte{Status300}, nil
+		return [][]byte{status300}, nil
 	}
-	return [][]byte{Status400}, nil
+	return [][]byte{status400}, nil
 }
 
 // serveClose is titanic.close (9/TSP "The titanic.close Service"): it
@@ -601,15 +611,15 @@ func (s *Server) serveReply(ctx context.Context, req *worker.Request) ([][]byte,
 func (s *Server) serveClose(ctx context.Context, req *worker.Request) ([][]byte, error) {
 	id, err := ParseID(req.Body[0])
 	if err != nil {
-		return [][]byte{Status200}, nil
+		return [][]byte{status200}, nil
 	}
 	e, err := s.store.Get(id)
 	if err != nil && !errors.Is(err, ErrCorrupt) {
 		s.storeError("close", err)
-		return [][]byte{Status500}, nil
+		return [][]byte{status500}, nil
 	}
 	if err == nil && !e.Found {
-		return [][]byte{Status200}, nil
+		return [][]byte{status200}, nil
 	}
 	// Found, or a record too damaged to read: delete it.
 	op := &Op{Kind: OpClose, ID: id}
@@ -618,13 +628,13 @@ func (s *Server) serveClose(ctx context.Context, req *worker.Request) ([][]byte,
 			return nil, err
 		}
 		s.storeError("close", err)
-		return [][]byte{Status500}, nil
+		return [][]byte{status500}, nil
 	}
 	if op.Applied {
 		s.stats.closed.Add(1)
 		s.disp.cancel(id)
 	}
-	return [][]byte{Status200}, nil
+	return [][]byte{status200}, nil
 }
 
 // sweeper deletes expired replies and requests every SweepInterval.

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/majordomo-go/majordomo/auth"
+	"github.com/majordomo-go/majordomo/internal/secure"
 	"github.com/majordomo-go/majordomo/internal/transport"
 	"github.com/majordomo-go/majordomo/mdp"
 )
@@ -162,7 +163,8 @@ func WithShutdownTimeout(d time.Duration) Option {
 	}
 }
 
-// WithLogger sets the logger (default slog.Default()). The worker logs
+// WithLogger gives the worker a logger. Without one it logs nothing, as a
+// library should not write to a process's log unasked. With one it logs
 // connection changes at Info, lost requests and handler failures at Warn
 // and Error, and nothing per successful request.
 func WithLogger(l *slog.Logger) Option {
@@ -182,7 +184,7 @@ func WithLogger(l *slog.Logger) Option {
 // with DISCONNECT; the worker logs it and keeps reconnecting with backoff.
 func WithCurve(serverKey auth.Key, cert *auth.Cert) Option {
 	return func(c *config) error {
-		sec, err := auth.CurveClient(serverKey, cert, "worker")
+		sec, err := secure.CurveClient(serverKey, cert, "worker")
 		if err != nil {
 			return fmt.Errorf("%w: %w", ErrInvalidOption, err)
 		}
@@ -195,7 +197,7 @@ func WithCurve(serverKey auth.Key, cert *auth.Cert) Option {
 // (24/ZMTP-PLAIN). They cross the network in clear: trusted networks only.
 func WithPlain(username, password string) Option {
 	return func(c *config) error {
-		sec, err := auth.PlainClient(username, password)
+		sec, err := secure.PlainClient(username, password)
 		if err != nil {
 			return fmt.Errorf("%w: %w", ErrInvalidOption, err)
 		}

@@ -28,9 +28,10 @@
 //
 // A handler that returns an error sends no reply, unless the error is a
 // *ReplyError (see ErrorReply), whose body is sent as the reply. A panic is
-// recovered and likewise sends no reply. Both are logged with the service
-// and client and counted in Stats. Since MDP has no way to decline a request
-// but to leave, the worker then re-registers on a new socket: otherwise the
+// recovered and likewise sends no reply. Both are logged (given WithLogger)
+// with the service and client and counted in Stats. Since MDP has no way to
+// decline a request but to leave, the worker then re-registers on a new
+// socket: otherwise the
 // broker would keep it marked busy for ever. The broker may hand the request
 // to another worker (MDP assumes workers are idempotent); the client sees a
 // timeout if none answers.
@@ -222,7 +223,7 @@ func New(endpoint, service string, h Handler, opts ...Option) (*Worker, error) {
 		}
 	}
 	if cfg.log == nil {
-		cfg.log = slog.Default()
+		cfg.log = slog.New(slog.DiscardHandler) // WithLogger.
 	}
 	endpoints := append([]string{endpoint}, cfg.brokers...)
 	seen := make(map[string]bool, len(endpoints))

@@ -59,37 +59,6 @@ func (d *Deque[T]) PopFront() (v T, ok bool) {
 	return v, true
 }
 
-// PopBack removes and returns the last element; ok is false when the deque
-// is empty.
-func (d *Deque[T]) PopBack() (v T, ok bool) {
-	if d.size == 0 {
-		return v, false
-	}
-	var zero T
-	i := (d.head + d.size - 1) & d.mask()
-	v = d.buf[i]
-	d.buf[i] = zero
-	d.size--
-	return v, true
-}
-
-// Front returns the first element without removing it.
-func (d *Deque[T]) Front() (v T, ok bool) {
-	if d.size == 0 {
-		return v, false
-	}
-	return d.buf[d.head], true
-}
-
-// At returns the i-th element from the front. It panics if i is out of
-// range, like a slice index.
-func (d *Deque[T]) At(i int) T {
-	if i < 0 || i >= d.size {
-		panic("dispatch: Deque index out of range")
-	}
-	return d.buf[(d.head+i)&d.mask()]
-}
-
 // Filter keeps, in order, the elements for which keep returns true and
 // returns how many are left.
 func (d *Deque[T]) Filter(keep func(T) bool) int {
@@ -129,18 +98,6 @@ func (d *Deque[T]) removeAt(i int) {
 	d.size--
 }
 
-// RemoveFirst deletes the first element matching match, searching from the
-// front, and reports whether it found one.
-func (d *Deque[T]) RemoveFirst(match func(T) bool) bool {
-	for i := 0; i < d.size; i++ {
-		if match(d.buf[(d.head+i)&d.mask()]) {
-			d.removeAt(i)
-			return true
-		}
-	}
-	return false
-}
-
 // RemoveLast deletes the last element matching match, searching from the
 // back, and reports whether it found one. Use it when the element is likely
 // near the back (a worker that was just made ready).
@@ -152,13 +109,4 @@ func (d *Deque[T]) RemoveLast(match func(T) bool) bool {
 		}
 	}
 	return false
-}
-
-// Clear removes every element, keeping the capacity.
-func (d *Deque[T]) Clear() {
-	var zero T
-	for i := 0; i < d.size; i++ {
-		d.buf[(d.head+i)&d.mask()] = zero
-	}
-	d.head, d.size = 0, 0
 }

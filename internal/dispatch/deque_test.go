@@ -9,7 +9,7 @@ import (
 func dequeSlice[T any](d *Deque[T]) []T {
 	out := make([]T, d.Len())
 	for i := range out {
-		out[i] = d.At(i)
+		out[i] = d.at(i)
 	}
 	return out
 }
@@ -41,7 +41,7 @@ func TestDequeModel(t *testing.T) {
 				model = model[1:]
 			}
 		case 4:
-			v, ok := d.PopBack()
+			v, ok := d.popBack()
 			if ok != (len(model) > 0) {
 				t.Fatalf("step %d: PopBack ok=%v", step, ok)
 			}
@@ -56,7 +56,7 @@ func TestDequeModel(t *testing.T) {
 				continue
 			}
 			target := model[r.IntN(len(model))]
-			if !d.RemoveFirst(func(x int) bool { return x == target }) {
+			if !d.removeFirst(func(x int) bool { return x == target }) {
 				t.Fatalf("step %d: RemoveFirst missed %d", step, target)
 			}
 			i := slices.Index(model, target)
@@ -96,10 +96,10 @@ func TestDequeEmptyAndClear(t *testing.T) {
 	if _, ok := d.PopFront(); ok {
 		t.Fatal("PopFront on empty")
 	}
-	if _, ok := d.PopBack(); ok {
+	if _, ok := d.popBack(); ok {
 		t.Fatal("PopBack on empty")
 	}
-	if _, ok := d.Front(); ok {
+	if _, ok := d.front(); ok {
 		t.Fatal("Front on empty")
 	}
 	x := 1
@@ -107,7 +107,7 @@ func TestDequeEmptyAndClear(t *testing.T) {
 		d.PushBack(&x)
 	}
 	capBefore := len(d.buf)
-	d.Clear()
+	d.clearAll()
 	if d.Len() != 0 || len(d.buf) != capBefore {
 		t.Fatalf("Clear: len %d cap %d (was %d)", d.Len(), len(d.buf), capBefore)
 	}
@@ -121,7 +121,7 @@ func TestDequeEmptyAndClear(t *testing.T) {
 			t.Fatal("At out of range did not panic")
 		}
 	}()
-	d.At(0)
+	d.at(0)
 }
 
 // Popped slots must not keep their values reachable.
@@ -132,8 +132,8 @@ func TestDequeReleasesReferences(t *testing.T) {
 		d.PushBack(&v)
 	}
 	d.PopFront()
-	d.PopBack()
-	d.RemoveFirst(func(p *int) bool { return *p == 3 })
+	d.popBack()
+	d.removeFirst(func(p *int) bool { return *p == 3 })
 	d.Filter(func(p *int) bool { return *p != 5 })
 	live := 0
 	for _, p := range d.buf {
@@ -155,7 +155,7 @@ func TestDequeNoAllocSteadyState(t *testing.T) {
 		v, _ := d.PopFront()
 		d.PushBack(v)
 		d.PushFront(v)
-		d.PopBack()
+		d.popBack()
 	})
 	if allocs != 0 {
 		t.Fatalf("%v allocations per cycle, want 0", allocs)

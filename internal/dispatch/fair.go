@@ -45,21 +45,19 @@ func (f *Fair[J]) Len() int { return f.n }
 // Bytes returns the total Size of the waiting jobs.
 func (f *Fair[J]) Bytes() int64 { return f.bytes }
 
-// Submitters returns how many submitters have jobs waiting.
-func (f *Fair[J]) Submitters() int { return f.ring.Len() }
-
-// laneFor finds or makes the lane of submitter sub. Looking a []byte up as
-// string(sub) does not allocate; only a submitter seen for the first time
-// (or whose idle lane was dropped) costs a key and a lane.
-func (f *Fair[J]) laneFor(sub []byte, subStr string) *lane[J] {
+// laneFor finds or makes the lane of a submitter, given as a []byte or,
+// when that is nil, as a string. Looking a []byte up as string(b) does not
+// allocate; only a submitter seen for the first time (or whose idle lane
+// was dropped) costs a key and a lane.
+func (f *Fair[J]) laneFor(submitter []byte, submitterStr string) *lane[J] {
 	if f.lanes == nil {
 		f.lanes = make(map[string]*lane[J])
 	}
 	var l *lane[J]
-	if sub != nil {
-		l = f.lanes[string(sub)]
+	if submitter != nil {
+		l = f.lanes[string(submitter)]
 	} else {
-		l = f.lanes[subStr]
+		l = f.lanes[submitterStr]
 	}
 	if l != nil {
 		if !l.inRing {
@@ -67,17 +65,17 @@ func (f *Fair[J]) laneFor(sub []byte, subStr string) *lane[J] {
 		}
 		return l
 	}
-	key := subStr
-	if sub != nil {
-		key = string(sub)
+	key := submitterStr
+	if submitter != nil {
+		key = string(submitter)
 	}
 	l = &lane[J]{key: key}
 	f.lanes[key] = l
 	return l
 }
 
-func (f *Fair[J]) push(sub []byte, subStr string, e Entry[J], front bool) {
-	l := f.laneFor(sub, subStr)
+func (f *Fair[J]) push(submitter []byte, submitterStr string, e Entry[J], front bool) {
+	l := f.laneFor(submitter, submitterStr)
 	e.Submitter = l.key
 	if front {
 		l.items.PushFront(e)
@@ -96,16 +94,16 @@ func (f *Fair[J]) push(sub []byte, subStr string, e Entry[J], front bool) {
 	f.bytes += e.Size
 }
 
-// Push appends a job to the lane of submitter sub.
-func (f *Fair[J]) Push(sub []byte, v J, size int64, at time.Time) {
-	f.push(sub, "", Entry[J]{Value: v, Size: size, At: at}, false)
+// Push appends a job to the lane of submitter.
+func (f *Fair[J]) Push(submitter []byte, v J, size int64, at time.Time) {
+	f.push(submitter, "", Entry[J]{Value: v, Size: size, At: at}, false)
 }
 
 // PushFront puts a job back at the head of its submitter's lane, and that
 // lane at the head of the round-robin, so that a job coming back from a
 // dead worker does not lose its place.
-func (f *Fair[J]) PushFront(sub string, v J, size int64, at time.Time) {
-	f.push(nil, sub, Entry[J]{Value: v, Size: size, At: at}, true)
+func (f *Fair[J]) PushFront(submitter string, v J, size int64, at time.Time) {
+	f.push(nil, submitter, Entry[J]{Value: v, Size: size, At: at}, true)
 }
 
 // retire takes an emptied lane out of service, keeping it for reuse unless
@@ -138,15 +136,6 @@ func (f *Fair[J]) Pop() (Entry[J], bool) {
 	f.n--
 	f.bytes -= e.Size
 	return e, true
-}
-
-// Peek returns the job Pop would return, without removing it.
-func (f *Fair[J]) Peek() (Entry[J], bool) {
-	l, ok := f.ring.Front()
-	if !ok {
-		return Entry[J]{}, false
-	}
-	return l.items.Front()
 }
 
 // Expire removes every job that entered the queue before cutoff, calling fn

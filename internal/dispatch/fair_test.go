@@ -28,15 +28,15 @@ func TestFairRoundRobinAcrossSubmitters(t *testing.T) {
 	f.Push([]byte("b"), "b0", 1, t0)
 	f.Push([]byte("c"), "c0", 1, t0)
 	f.Push([]byte("b"), "b1", 1, t0)
-	if f.Len() != 7 || f.Bytes() != 7 || f.Submitters() != 3 {
-		t.Fatalf("Len %d Bytes %d Submitters %d", f.Len(), f.Bytes(), f.Submitters())
+	if f.Len() != 7 || f.Bytes() != 7 || f.submitters() != 3 {
+		t.Fatalf("Len %d Bytes %d Submitters %d", f.Len(), f.Bytes(), f.submitters())
 	}
 	got := fmt.Sprint(popAll(&f))
 	if want := "[a0 b0 c0 a1 b1 a2 a3]"; got != want {
 		t.Fatalf("order %s, want %s", got, want)
 	}
-	if f.Len() != 0 || f.Bytes() != 0 || f.Submitters() != 0 {
-		t.Fatalf("not empty: %d %d %d", f.Len(), f.Bytes(), f.Submitters())
+	if f.Len() != 0 || f.Bytes() != 0 || f.submitters() != 0 {
+		t.Fatalf("not empty: %d %d %d", f.Len(), f.Bytes(), f.submitters())
 	}
 }
 
@@ -58,11 +58,11 @@ func TestFairPushFrontKeepsPlace(t *testing.T) {
 
 func TestFairPeekAndSubmitter(t *testing.T) {
 	var f Fair[int]
-	if _, ok := f.Peek(); ok {
+	if _, ok := f.peek(); ok {
 		t.Fatal("Peek on empty")
 	}
 	f.Push([]byte("x"), 7, 3, t0)
-	e, ok := f.Peek()
+	e, ok := f.peek()
 	if !ok || e.Value != 7 || e.Size != 3 || e.Submitter != "x" || !e.At.Equal(t0) {
 		t.Fatalf("Peek = %+v %v", e, ok)
 	}

@@ -32,12 +32,13 @@ type Heartbeats struct {
 	// Timeout is the silence after which a peer is dead: 7/MDP's
 	// liveness × interval, eMQP's HEARTBEAT_TIMEOUT (5 s).
 	Timeout time.Duration
-	// IdleOnly beats a peer only when it has been sent nothing for an
-	// interval (7/MDP: any command acts as a heartbeat). Off, every peer
-	// is beaten every interval whatever else it is sent, as EventMQ's
-	// router does (its job managers check their worker processes on each
-	// router HEARTBEAT).
-	IdleOnly bool
+	// SendsCount makes anything sent to a peer count as a heartbeat: a
+	// peer is beaten only when it has been sent nothing for an interval
+	// (7/MDP: any command acts as a heartbeat). Off, every peer is beaten
+	// every interval whatever else it is sent, as EventMQ's router does
+	// (its job managers check their worker processes on each router
+	// HEARTBEAT).
+	SendsCount bool
 }
 
 // Tick is how often a loop should run its housekeeping so that heartbeats
@@ -52,7 +53,7 @@ func (h Heartbeats) Tick() time.Duration {
 // up is not left for a whole extra tick.
 func (h Heartbeats) Due(l *Liveness, now time.Time) bool {
 	last := l.LastBeat
-	if h.IdleOnly {
+	if h.SendsCount {
 		last = l.LastSent
 	}
 	return !now.Before(last.Add(h.Interval - h.Tick()))

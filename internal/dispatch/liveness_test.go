@@ -32,8 +32,8 @@ func TestHeartbeatsPeriodic(t *testing.T) {
 	}
 }
 
-func TestHeartbeatsIdleOnly(t *testing.T) {
-	h := Heartbeats{Interval: 100 * time.Millisecond, Timeout: 300 * time.Millisecond, IdleOnly: true}
+func TestHeartbeatsSendsCount(t *testing.T) {
+	h := Heartbeats{Interval: 100 * time.Millisecond, Timeout: 300 * time.Millisecond, SendsCount: true}
 	if h.Tick() != 25*time.Millisecond {
 		t.Fatalf("Tick %v", h.Tick())
 	}

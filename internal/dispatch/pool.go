@@ -27,14 +27,6 @@ type Budget struct {
 	used int64
 }
 
-// Used returns the bytes currently charged to the budget.
-func (b *Budget) Used() int64 {
-	if b == nil {
-		return 0
-	}
-	return b.used
-}
-
 func (b *Budget) fits(n int64) bool {
 	return b == nil || b.Max <= 0 || b.used+n <= b.Max
 }
@@ -89,22 +81,26 @@ type Config struct {
 	Selection Selection
 }
 
-// QueueStats are a queue's counters. The Pool maintains Submitted,
-// Rejected, Expired, Dispatched, Requeued and QueueWait; the protocol layer
-// maintains the rest, which the pool cannot see.
+// QueueStats are the counters the pool keeps for a queue. Only the pool
+// writes them; read them with Queue.Stats.
 type QueueStats struct {
-	Submitted  uint64    // Jobs offered with Submit.
+	Submitted  uint64    // Jobs offered with Submit or refused with Reject.
 	Rejected   uint64    // Of which refused by a bound.
 	Expired    uint64    // Jobs removed by Expire.
 	Dispatched uint64    // Jobs handed to a worker, redeliveries included.
 	Requeued   uint64    // Jobs put back with Requeue (redeliveries).
 	QueueWait  Histogram // Time from entering the queue to a worker.
-
-	Completed   uint64    // Protocol: jobs whose worker reported completion.
-	Dropped     uint64    // Protocol: jobs lost for any other reason.
-	ServiceTime Histogram // Protocol: time from dispatch to completion.
 	// EverServed is set when a worker first subscribes to the queue.
 	EverServed bool
+}
+
+// Outcomes are what the protocol layer records about a queue's jobs once
+// they have left it, which the pool cannot see: only the protocol knows
+// what "done" means. The pool never reads or writes them.
+type Outcomes struct {
+	Completed   uint64    // Jobs whose worker reported completion.
+	Dropped     uint64    // Jobs lost for any other reason.
+	ServiceTime Histogram // Time from dispatch to completion.
 }
 
 // Sub is one queue a worker serves, with its weight (values below 1 count
@@ -129,9 +125,9 @@ type Queue[J, P any] struct {
 	buckets []bucket[J, P] // Heaviest first.
 	members int            // Workers subscribed.
 	ready   int            // Of which with a free slot.
-	// Stats are the queue's counters; the protocol layer may update the
-	// fields documented as its own.
-	Stats QueueStats
+	stats   QueueStats
+	// Outcomes are the protocol's counters of the queue's jobs.
+	Outcomes Outcomes
 	// Data is the protocol's own record of the queue, as Worker.Peer is of
 	// a worker; the pool never looks at it.
 	Data       any
@@ -148,17 +144,15 @@ func (q *Queue[J, P]) Len() int { return q.fair.Len() }
 // Bytes returns the bytes of the waiting jobs.
 func (q *Queue[J, P]) Bytes() int64 { return q.fair.Bytes() }
 
+// Stats returns the pool's counters of the queue. The histogram's buckets
+// are shared with the queue: Clone it to hand it to another goroutine.
+func (q *Queue[J, P]) Stats() QueueStats { return q.stats }
+
 // Members returns the number of workers subscribed to the queue.
 func (q *Queue[J, P]) Members() int { return q.members }
 
 // Ready returns the number of subscribed workers with a free slot.
 func (q *Queue[J, P]) Ready() int { return q.ready }
-
-// Submitters returns how many submitters have jobs waiting.
-func (q *Queue[J, P]) Submitters() int { return q.fair.Submitters() }
-
-// Peek returns the job that would leave the queue next.
-func (q *Queue[J, P]) Peek() (Entry[J], bool) { return q.fair.Peek() }
 
 func (q *Queue[J, P]) bucketFor(weight int, create bool) *bucket[J, P] {
 	for i := range q.buckets {
@@ -202,9 +196,6 @@ type Worker[J, P any] struct {
 // Slots returns the worker's free slots (credit).
 func (w *Worker[J, P]) Slots() int { return w.slots }
 
-// Removed reports whether the worker has left the pool.
-func (w *Worker[J, P]) Removed() bool { return w.removed }
-
 // Subs returns the worker's queues and weights, heaviest first.
 func (w *Worker[J, P]) Subs() []Sub {
 	out := make([]Sub, len(w.subs))
@@ -212,16 +203,6 @@ func (w *Worker[J, P]) Subs() []Sub {
 		out[i] = Sub{Queue: m.q.name, Weight: m.weight}
 	}
 	return out
-}
-
-// Serves reports whether the worker is subscribed to q.
-func (w *Worker[J, P]) Serves(q *Queue[J, P]) bool {
-	for _, m := range w.subs {
-		if m.q == q {
-			return true
-		}
-	}
-	return false
 }
 
 // Pool routes jobs from named queues to workers with free slots. It is the
@@ -251,9 +232,6 @@ func (p *Pool[J, P]) SetLimits(l Limits) {
 		q.fair.maxIdle = l.MaxIdleSubmitters
 	}
 }
-
-// Limits returns the current limits.
-func (p *Pool[J, P]) Limits() Limits { return p.cfg.Limits }
 
 // SetPaused stops (true) or resumes handing out jobs: paused, Submit
 // queues everything and Next and Dispatch hand out nothing (a broker
@@ -400,7 +378,7 @@ func (p *Pool[J, P]) Resubscribe(w *Worker[J, P], subs []Sub) error {
 	w.subs, w.removed = ms, false
 	for _, m := range ms {
 		m.q.members++
-		m.q.Stats.EverServed = true
+		m.q.stats.EverServed = true
 		m.q.emptySince = time.Time{}
 	}
 	p.setSlots(w, slots)
@@ -472,7 +450,7 @@ func (p *Pool[J, P]) unready(w *Worker[J, P], skip *Queue[J, P]) {
 func (p *Pool[J, P]) take(w *Worker[J, P], q *Queue[J, P], popped bool, b *bucket[J, P]) {
 	w.slots--
 	w.Taken++
-	q.Stats.Dispatched++
+	q.stats.Dispatched++
 	if w.slots > 0 {
 		if popped {
 			b.workers.PushBack(w) // Least recently used order across slots.
@@ -498,39 +476,46 @@ func (p *Pool[J, P]) pickReady(q *Queue[J, P]) (*Worker[J, P], *bucket[J, P]) {
 	return nil, nil
 }
 
-// Submit offers a job from submitter sub to q. When q has nothing waiting
-// and a worker is ready, a slot of that worker is taken and the worker is
+// Submit offers a job from submitter to q. When q has nothing waiting and
+// a worker is ready, a slot of that worker is taken and the worker is
 // returned: the caller sends it the job. Otherwise the job is queued, within
 // the bounds (ErrQueueFull, ErrQueueBytes: the job is not queued), and w is
 // nil.
-func (p *Pool[J, P]) Submit(q *Queue[J, P], sub []byte, job J, size int64, now time.Time) (*Worker[J, P], error) {
-	q.Stats.Submitted++
+func (p *Pool[J, P]) Submit(q *Queue[J, P], submitter []byte, job J, size int64, now time.Time) (*Worker[J, P], error) {
+	q.stats.Submitted++
 	if p.direct(q) {
 		w, b := p.pickReady(q)
 		p.take(w, q, true, b)
-		q.Stats.QueueWait.Observe(0)
+		q.stats.QueueWait.Observe(0)
 		return w, nil
 	}
 	if err := p.bounds(q, size); err != nil {
-		q.Stats.Rejected++
+		q.stats.Rejected++
 		return nil, err
 	}
-	q.fair.Push(sub, job, size, now)
+	q.fair.Push(submitter, job, size, now)
 	p.cfg.Budget.add(size)
 	q.emptySince = time.Time{}
 	return nil, nil
 }
 
-// Check returns the error Submit would return for a job of size bytes
-// offered to q now, without offering it: nil when a ready worker would take
-// it or it fits the bounds. A protocol with admission rules of its own (the
-// MDP broker's per-client in-flight limit) uses it to report the pool's
-// refusal before its own, as that broker always has.
-func (p *Pool[J, P]) Check(q *Queue[J, P], size int64) error {
+// Reject is for a job of size bytes that the protocol refuses by a rule of
+// its own (the MDP broker's per-client in-flight limit) instead of
+// offering it with Submit. When the pool's bounds would have refused the
+// job too, Reject counts it as Submit would (submitted and rejected) and
+// returns that error, so that a full queue is reported as such before the
+// protocol's own reason, as that broker always has; otherwise it counts
+// nothing and returns nil, and the refusal is the protocol's to count.
+func (p *Pool[J, P]) Reject(q *Queue[J, P], size int64) error {
 	if p.direct(q) {
 		return nil
 	}
-	return p.bounds(q, size)
+	err := p.bounds(q, size)
+	if err != nil {
+		q.stats.Submitted++
+		q.stats.Rejected++
+	}
+	return err
 }
 
 // direct reports whether a job submitted to q now goes straight to a worker.
@@ -550,12 +535,12 @@ func (p *Pool[J, P]) bounds(q *Queue[J, P], size int64) error {
 	return nil
 }
 
-// Requeue puts a job back at the head of q for submitter sub, ignoring the
+// Requeue puts a job back at the head of q for submitter, ignoring the
 // bounds (it was accepted once and must not be lost to them), and stamps it
 // with at for expiry. Follow it with Dispatch.
-func (p *Pool[J, P]) Requeue(q *Queue[J, P], sub string, job J, size int64, at time.Time) {
-	q.Stats.Requeued++
-	q.fair.PushFront(sub, job, size, at)
+func (p *Pool[J, P]) Requeue(q *Queue[J, P], submitter string, job J, size int64, at time.Time) {
+	q.stats.Requeued++
+	q.fair.PushFront(submitter, job, size, at)
 	p.cfg.Budget.add(size)
 	q.emptySince = time.Time{}
 }
@@ -563,7 +548,7 @@ func (p *Pool[J, P]) Requeue(q *Queue[J, P], sub string, job J, size int64, at t
 func (p *Pool[J, P]) pop(q *Queue[J, P], now time.Time) Entry[J] {
 	e, _ := q.fair.Pop()
 	p.cfg.Budget.add(-e.Size)
-	q.Stats.QueueWait.Observe(now.Sub(e.At))
+	q.stats.QueueWait.Observe(now.Sub(e.At))
 	return e
 }
 
@@ -636,24 +621,13 @@ func (p *Pool[J, P]) Expire(cutoff time.Time, fn func(*Queue[J, P], Entry[J])) i
 		}
 		n += q.fair.Expire(cutoff, func(e Entry[J]) {
 			p.cfg.Budget.add(-e.Size)
-			q.Stats.Expired++
+			q.stats.Expired++
 			if fn != nil {
 				fn(q, e)
 			}
 		})
 	}
 	return n
-}
-
-// Remove removes from q the waiting jobs for which match returns true,
-// calling fn for each, and returns how many it removed.
-func (p *Pool[J, P]) Remove(q *Queue[J, P], match func(Entry[J]) bool, fn func(Entry[J])) int {
-	return q.fair.RemoveFunc(match, func(e Entry[J]) {
-		p.cfg.Budget.add(-e.Size)
-		if fn != nil {
-			fn(e)
-		}
-	})
 }
 
 // Drain removes every job waiting in q, calling fn (which may be nil) for

@@ -49,7 +49,7 @@ func checkInvariants(t *testing.T, p *tpool, workers []*tworker) {
 			inBucket := 0
 			for _, b := range m.q.buckets {
 				for i := 0; i < b.workers.Len(); i++ {
-					if b.workers.At(i) == w {
+					if b.workers.at(i) == w {
 						inBucket++
 						if b.weight != m.weight {
 							t.Fatalf("worker %s in bucket %d, weight %d", w.Peer, b.weight, m.weight)
@@ -123,8 +123,8 @@ func TestPoolLRUOneSlot(t *testing.T) {
 	if !ok || e.Value.id != 9 || gotQ != q {
 		t.Fatalf("Next = %v %v %v", e, gotQ, ok)
 	}
-	if q.Stats.QueueWait.Count != 4 || q.Stats.QueueWait.Max != time.Second {
-		t.Fatalf("queue wait %+v", q.Stats.QueueWait)
+	if q.Stats().QueueWait.Count != 4 || q.Stats().QueueWait.Max != time.Second {
+		t.Fatalf("queue wait %+v", q.Stats().QueueWait)
 	}
 	// Then w3 and w1 come back in that order and are used in that order.
 	p.Credit(ws[2], 1)
@@ -134,8 +134,8 @@ func TestPoolLRUOneSlot(t *testing.T) {
 		t.Fatalf("LRU: got %s, want w3", w.Peer)
 	}
 	checkInvariants(t, p, ws)
-	if q.Stats.Submitted != 5 || q.Stats.Dispatched != 5 {
-		t.Fatalf("stats %+v", q.Stats)
+	if q.Stats().Submitted != 5 || q.Stats().Dispatched != 5 {
+		t.Fatalf("stats %+v", q.Stats())
 	}
 }
 
@@ -279,16 +279,16 @@ func TestPoolBounds(t *testing.T) {
 	if _, err := p.Submit(b, nil, &tjob{7}, 6, t0); err != nil {
 		t.Fatal(err)
 	}
-	if budget.Used() != 9 {
-		t.Fatalf("budget used %d, want 9", budget.Used())
+	if budget.budgetUsed() != 9 {
+		t.Fatalf("budget used %d, want 9", budget.budgetUsed())
 	}
-	if a.Stats.Rejected != 1 || b.Stats.Rejected != 2 {
-		t.Fatalf("rejected a=%d b=%d", a.Stats.Rejected, b.Stats.Rejected)
+	if a.Stats().Rejected != 1 || b.Stats().Rejected != 2 {
+		t.Fatalf("rejected a=%d b=%d", a.Stats().Rejected, b.Stats().Rejected)
 	}
 	// Requeue ignores the bounds: a redelivered job is never lost to them.
 	p.Requeue(a, "c", &tjob{8}, 5, t0)
-	if a.Len() != 4 || budget.Used() != 14 || a.Stats.Requeued != 1 {
-		t.Fatalf("requeue: len %d budget %d", a.Len(), budget.Used())
+	if a.Len() != 4 || budget.budgetUsed() != 14 || a.Stats().Requeued != 1 {
+		t.Fatalf("requeue: len %d budget %d", a.Len(), budget.budgetUsed())
 	}
 	// Workers drain the queues and give the budget back.
 	w := mustJoin(t, p, "w", Sub{Queue: "a"}, Sub{Queue: "b"})
@@ -300,45 +300,56 @@ func TestPoolBounds(t *testing.T) {
 		}
 		n++
 	}
-	if n != 5 || budget.Used() != 0 {
-		t.Fatalf("drained %d, budget %d", n, budget.Used())
+	if n != 5 || budget.budgetUsed() != 0 {
+		t.Fatalf("drained %d, budget %d", n, budget.budgetUsed())
 	}
 	checkInvariants(t, p, []*tworker{w})
 	// The requeued job came out first from a.
 	var nilBudget *Budget
-	if nilBudget.Used() != 0 || !nilBudget.fits(1<<62) {
+	if nilBudget.budgetUsed() != 0 || !nilBudget.fits(1<<62) {
 		t.Fatal("nil budget")
 	}
 }
 
 // Check answers what Submit would, without submitting or counting.
-func TestPoolCheck(t *testing.T) {
+func TestPoolReject(t *testing.T) {
 	p := NewPool[*tjob, string](Config{Limits: Limits{MaxLen: 1, MaxBytes: 4}})
 	q := mustQueue(t, p, "q")
-	if err := p.Check(q, 5); !errors.Is(err, ErrQueueBytes) {
+	// The bounds refuse it too: counted as submitted and rejected.
+	if err := p.Reject(q, 5); !errors.Is(err, ErrQueueBytes) {
 		t.Fatalf("5 bytes: %v, want ErrQueueBytes", err)
 	}
-	if err := p.Check(q, 1); err != nil {
+	if st := q.Stats(); st.Submitted != 1 || st.Rejected != 1 || q.Len() != 0 {
+		t.Fatalf("refused by a bound: %+v, len %d", st, q.Len())
+	}
+	// The bounds would take it: the refusal is the caller's, not counted.
+	if err := p.Reject(q, 1); err != nil {
 		t.Fatalf("1 byte: %v", err)
+	}
+	if st := q.Stats(); st.Submitted != 1 || st.Rejected != 1 || q.Len() != 0 {
+		t.Fatalf("caller's refusal counted: %+v, len %d", st, q.Len())
 	}
 	if _, err := p.Submit(q, nil, &tjob{1}, 1, t0); err != nil {
 		t.Fatal(err)
 	}
-	if err := p.Check(q, 1); !errors.Is(err, ErrQueueFull) {
+	if err := p.Reject(q, 1); !errors.Is(err, ErrQueueFull) {
 		t.Fatalf("full queue: %v, want ErrQueueFull", err)
 	}
-	if q.Stats.Submitted != 1 || q.Stats.Rejected != 0 {
-		t.Fatalf("Check counted: %+v", q.Stats)
+	if st := q.Stats(); st.Submitted != 3 || st.Rejected != 2 || q.Len() != 1 {
+		t.Fatalf("full queue: %+v, len %d", st, q.Len())
 	}
 	// A ready worker takes a job whatever its size, once nothing waits.
 	w := mustJoin(t, p, "w", Sub{Queue: "q"})
 	p.Credit(w, 2)
 	p.Next(w, t0)
-	if err := p.Check(q, 100); err != nil {
+	if err := p.Reject(q, 100); err != nil {
 		t.Fatalf("ready worker: %v", err)
 	}
+	if st := q.Stats(); st.Dispatched != 1 || st.Submitted != 3 || w.Slots() != 1 {
+		t.Fatalf("Reject took a slot or counted: %+v, slots %d", st, w.Slots())
+	}
 	p.SetPaused(true)
-	if err := p.Check(q, 100); !errors.Is(err, ErrQueueBytes) {
+	if err := p.Reject(q, 100); !errors.Is(err, ErrQueueBytes) {
 		t.Fatalf("paused: %v, want ErrQueueBytes", err)
 	}
 }
@@ -381,14 +392,14 @@ func TestPoolLeaveAndResubscribe(t *testing.T) {
 	}
 	p.Credit(w, 3)
 	a, b := p.Queue("a"), p.Queue("b")
-	if a.Members() != 1 || a.Ready() != 1 || b.Ready() != 1 || !w.Serves(a) {
+	if a.Members() != 1 || a.Ready() != 1 || b.Ready() != 1 || !w.serves(a) {
 		t.Fatal("join bookkeeping")
 	}
 	if err := p.Resubscribe(w, []Sub{{Queue: "b"}, {Queue: "c", Weight: 2}}); err != nil {
 		t.Fatal(err)
 	}
 	c := p.Queue("c")
-	if a.Members() != 0 || a.Ready() != 0 || b.Ready() != 1 || c.Ready() != 1 || w.Slots() != 3 || w.Serves(a) {
+	if a.Members() != 0 || a.Ready() != 0 || b.Ready() != 1 || c.Ready() != 1 || w.Slots() != 3 || w.serves(a) {
 		t.Fatalf("resubscribe: a %d/%d b %d c %d slots %d", a.Members(), a.Ready(), b.Ready(), c.Ready(), w.Slots())
 	}
 	checkInvariants(t, p, []*tworker{w})
@@ -399,7 +410,7 @@ func TestPoolLeaveAndResubscribe(t *testing.T) {
 	p.SetSlots(w, 2)
 	p.Leave(w)
 	p.Leave(w) // Twice is harmless.
-	if !w.Removed() || w.Slots() != 0 || b.Members() != 0 || c.Ready() != 0 {
+	if !w.removed || w.Slots() != 0 || b.Members() != 0 || c.Ready() != 0 {
 		t.Fatal("Leave bookkeeping")
 	}
 	p.Credit(w, 1)
@@ -443,7 +454,7 @@ func TestPoolLimitsOnQueues(t *testing.T) {
 		t.Fatal(err)
 	}
 	p.SetLimits(Limits{})
-	if _, err := p.Ensure("many"); err != nil || p.Limits().MaxQueues != 0 {
+	if _, err := p.Ensure("many"); err != nil || p.cfg.Limits.MaxQueues != 0 {
 		t.Fatal("SetLimits")
 	}
 }
@@ -462,11 +473,11 @@ func TestPoolExpireSweepDrain(t *testing.T) {
 		}
 		expired = append(expired, e.Value.id)
 	})
-	if n != 3 || q.Stats.Expired != 3 || budget.Used() != 6 {
-		t.Fatalf("expired %d %v, budget %d", n, expired, budget.Used())
+	if n != 3 || q.Stats().Expired != 3 || budget.budgetUsed() != 6 {
+		t.Fatalf("expired %d %v, budget %d", n, expired, budget.budgetUsed())
 	}
-	if got := p.Remove(q, func(e Entry[*tjob]) bool { return e.Value.id == 4 }, nil); got != 1 || budget.Used() != 4 {
-		t.Fatalf("Remove %d budget %d", got, budget.Used())
+	if got := p.remove(q, func(e Entry[*tjob]) bool { return e.Value.id == 4 }, nil); got != 1 || budget.budgetUsed() != 4 {
+		t.Fatalf("Remove %d budget %d", got, budget.budgetUsed())
 	}
 	waiting, bytes, ready := p.Totals()
 	if waiting != 2 || bytes != 4 || ready != 0 {
@@ -477,7 +488,7 @@ func TestPoolExpireSweepDrain(t *testing.T) {
 	if p.Queue("q") == nil {
 		t.Fatal("swept a queue with jobs")
 	}
-	if p.Drain(q, nil) != 2 || budget.Used() != 0 {
+	if p.Drain(q, nil) != 2 || budget.budgetUsed() != 0 {
 		t.Fatal("Drain")
 	}
 	var swept []string

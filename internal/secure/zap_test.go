@@ -1,25 +1,29 @@
-package auth
+package secure
 
 import (
+	"log/slog"
 	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/majordomo-go/majordomo/auth"
 	"github.com/majordomo-go/majordomo/internal/leakcheck"
 	"github.com/majordomo-go/majordomo/internal/transport"
 )
 
-func TestMain(m *testing.M) { leakcheck.Main(m, "majordomo/auth.") }
+func TestMain(m *testing.M) { leakcheck.Main(m, "majordomo/auth.", "majordomo/internal/secure.") }
+
+func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
 // TestHandlerOverRealSockets runs the handler in a context with a CURVE
 // ROUTER: libzmq asks it about every handshake.
 func TestHandlerOverRealSockets(t *testing.T) {
 	dir := t.TempDir()
-	server, _ := NewCert()
-	good, _ := NewCert("name", "good")
+	server, _ := auth.NewCert()
+	good, _ := auth.NewCert("name", "good")
 	good.PublicOnly().SavePublic(filepath.Join(dir, "good"))
-	bad, _ := NewCert()
-	a, err := NewAuthenticator(Config{CurveAllowDir: dir, Logger: quiet()})
+	bad, _ := auth.NewCert()
+	a, err := auth.NewAuthenticator(auth.Config{CurveAllowDir: dir, Logger: quiet()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -27,13 +31,13 @@ func TestHandlerOverRealSockets(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := StartHandler(zctx, a)
+	h, err := startHandler(zctx, a)
 	if err != nil {
 		t.Fatal(err)
 	}
 	// One handler per context.
-	if h2, err := StartHandler(zctx, a); err == nil {
-		h2.Stop()
+	if h2, err := startHandler(zctx, a); err == nil {
+		h2.stop()
 		t.Fatal("second handler in one context")
 	}
 	ssec, _ := server.Secret()
@@ -47,7 +51,7 @@ func TestHandlerOverRealSockets(t *testing.T) {
 		t.Fatal(err)
 	}
 	var socks []transport.Socket
-	dial := func(c *Cert) {
+	dial := func(c *auth.Cert) {
 		sec, _ := c.Secret()
 		d, err := zctx.NewSocket(transport.Dealer, transport.Options{Linger: 0, Security: &transport.Security{
 			Mechanism: transport.Curve, PublicKey: c.Public[:], SecretKey: sec[:], ServerKey: server.Public[:]}})
@@ -72,21 +76,18 @@ func TestHandlerOverRealSockets(t *testing.T) {
 		t.Fatal("refused peer got through")
 	}
 	deadline := time.Now().Add(5 * time.Second)
-	for a.Stats().RefusedBy(RefusedUnknownKey) == 0 && time.Now().Before(deadline) {
+	for a.Stats().RefusedBy(auth.RefusedUnknownKey) == 0 && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
-	if a.Stats().RefusedBy(RefusedUnknownKey) == 0 || a.Stats().Accepted == 0 {
+	if a.Stats().RefusedBy(auth.RefusedUnknownKey) == 0 || a.Stats().Accepted == 0 {
 		t.Fatalf("stats %+v", a.Stats())
 	}
 	for _, s := range socks {
 		s.Close()
 	}
 	r.Close()
-	h.Stop()
-	h.Stop() // Twice is fine.
-	if err := h.Err(); err != nil {
-		t.Fatal(err)
-	}
+	h.stop()
+	h.stop() // Twice is fine.
 	if err := zctx.Term(); err != nil {
 		t.Fatal(err)
 	}
@@ -95,17 +96,17 @@ func TestHandlerOverRealSockets(t *testing.T) {
 // TestHandlerAnswers calls the hook directly: the status becomes a number
 // and the User-Id is empty unless the answer is 200 (27/ZAP).
 func TestHandlerAnswers(t *testing.T) {
-	a, _ := NewAuthenticator(Config{CurveAllowAny: true, Logger: quiet()})
+	a, _ := auth.NewAuthenticator(auth.Config{CurveAllowAny: true, Logger: quiet()})
 	zctx, _ := transport.NewContext()
-	h, err := StartHandler(zctx, a)
+	h, err := startHandler(zctx, a)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer zctx.Term()
-	defer h.Stop()
+	defer h.stop()
 	key := make([]byte, 32)
 	got := h.Authenticate(&transport.AuthRequest{Domain: "d", Address: "1.2.3.4", Mechanism: "CURVE", Credentials: [][]byte{key}})
-	if got.Status != 200 || got.UserID != (Key{}).String() {
+	if got.Status != 200 || got.UserID != (auth.Key{}).String() {
 		t.Fatalf("allow-any: %+v", got)
 	}
 	got = h.Authenticate(&transport.AuthRequest{Domain: "d", Address: "1.2.3.4", Mechanism: "PLAIN", Credentials: [][]byte{[]byte("u"), []byte("p")}})
