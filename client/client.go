@@ -143,7 +143,7 @@ func Connect(endpoint string, opts ...Option) (*Client, error) {
 			return nil, fmt.Errorf("%w: broker %q listed twice", ErrInvalidOption, ep)
 		}
 	}
-	ctxs, err := contexts(endpoints)
+	ctxs, err := inproc.Contexts(endpoints)
 	if err != nil {
 		return nil, fmt.Errorf("client: %w", err)
 	}
@@ -157,7 +157,7 @@ func Connect(endpoint string, opts ...Option) (*Client, error) {
 		cfg:       cfg,
 		log:       log,
 		zctx:      ctxs[0],
-		zctxs:     uniqueContexts(ctxs),
+		zctxs:     inproc.Unique(ctxs),
 		brokerIdx: make(map[string]int, len(endpoints)),
 		closing:   make(chan struct{}),
 		pipelines: make(map[*Pipeline]struct{}),
@@ -176,43 +176,6 @@ func Connect(endpoint string, opts ...Option) (*Client, error) {
 	}
 	c.owners = []*owner{o}
 	return c, nil
-}
-
-// contexts returns the transport context of each broker: an inproc://
-// broker's own, and one shared by the others.
-func contexts(endpoints []string) ([]transport.Context, error) {
-	out := make([]transport.Context, len(endpoints))
-	var shared transport.Context
-	for i, ep := range endpoints {
-		var err error
-		switch {
-		case inproc.IsEndpoint(ep):
-			out[i], err = inproc.Context(ep)
-		case shared != nil:
-			out[i] = shared
-		default:
-			shared, err = transport.NewContext()
-			out[i] = shared
-		}
-		if err != nil {
-			for _, zc := range uniqueContexts(out[:i]) {
-				zc.Term()
-			}
-			return nil, err
-		}
-	}
-	return out, nil
-}
-
-// uniqueContexts lists each context once.
-func uniqueContexts(ctxs []transport.Context) []transport.Context {
-	var out []transport.Context
-	for _, zc := range ctxs {
-		if zc != nil && !slices.Contains(out, zc) {
-			out = append(out, zc)
-		}
-	}
-	return out
 }
 
 // Brokers returns the endpoints of the client's brokers: the one given to

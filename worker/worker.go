@@ -67,7 +67,6 @@ import (
 	"sync/atomic"
 
 	"github.com/majordomo-go/majordomo/internal/inproc"
-	"github.com/majordomo-go/majordomo/internal/transport"
 	"github.com/majordomo-go/majordomo/mdp"
 )
 
@@ -265,7 +264,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		w.mu.Unlock()
 	}()
 
-	ctxs, err := w.contexts()
+	ctxs, err := inproc.Contexts(w.endpoints)
 	if err != nil {
 		return fmt.Errorf("worker: %w", err)
 	}
@@ -285,7 +284,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	wg.Wait()
 	// Every socket is closed; Term waits only for their linger.
 	var errs []error
-	for _, zc := range uniqueContexts(ctxs) {
+	for _, zc := range inproc.Unique(ctxs) {
 		errs = append(errs, zc.Term())
 	}
 	if err := errors.Join(errs...); err != nil {
@@ -293,43 +292,6 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 	w.log.Info("worker stopped")
 	return nil
-}
-
-// contexts returns the transport context of each broker: an inproc://
-// broker's own, and one shared by the others.
-func (w *Worker) contexts() ([]transport.Context, error) {
-	out := make([]transport.Context, len(w.endpoints))
-	var shared transport.Context
-	for i, ep := range w.endpoints {
-		var err error
-		switch {
-		case inproc.IsEndpoint(ep):
-			out[i], err = inproc.Context(ep)
-		case shared != nil:
-			out[i] = shared
-		default:
-			shared, err = transport.NewContext()
-			out[i] = shared
-		}
-		if err != nil {
-			for _, zc := range uniqueContexts(out[:i]) {
-				zc.Term()
-			}
-			return nil, err
-		}
-	}
-	return out, nil
-}
-
-// uniqueContexts lists each context once.
-func uniqueContexts(ctxs []transport.Context) []transport.Context {
-	var out []transport.Context
-	for _, zc := range ctxs {
-		if zc != nil && !slices.Contains(out, zc) {
-			out = append(out, zc)
-		}
-	}
-	return out
 }
 
 // Brokers returns the endpoints of the brokers the worker serves: the one

@@ -17,6 +17,7 @@ package inproc
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 
@@ -140,4 +141,43 @@ func NewContext(endpoint string) (transport.Context, error) {
 		return Context(endpoint)
 	}
 	return transport.NewContext()
+}
+
+// Contexts returns the transport context for each endpoint of a peer that
+// talks to several brokers: an inproc:// broker's own (Context), and one
+// new context shared by all the others. Terminate them with Unique.
+func Contexts(endpoints []string) ([]transport.Context, error) {
+	out := make([]transport.Context, len(endpoints))
+	var shared transport.Context
+	for i, ep := range endpoints {
+		var err error
+		switch {
+		case IsEndpoint(ep):
+			out[i], err = Context(ep)
+		case shared != nil:
+			out[i] = shared
+		default:
+			shared, err = transport.NewContext()
+			out[i] = shared
+		}
+		if err != nil {
+			for _, zc := range Unique(out[:i]) {
+				zc.Term()
+			}
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// Unique lists each context of ctxs once (nil left out), so that each is
+// terminated once.
+func Unique(ctxs []transport.Context) []transport.Context {
+	var out []transport.Context
+	for _, zc := range ctxs {
+		if zc != nil && !slices.Contains(out, zc) {
+			out = append(out, zc)
+		}
+	}
+	return out
 }
