@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"os"
 	"strconv"
 	"sync"
@@ -13,7 +12,6 @@ import (
 
 	"github.com/majordomo-go/majordomo/client"
 	"github.com/majordomo-go/majordomo/titanic"
-	"github.com/majordomo-go/majordomo/worker"
 )
 
 // TestCrashSafety runs mdtitanic as a real child process, loads it with
@@ -49,24 +47,8 @@ func TestCrashSafety(t *testing.T) {
 		"--max-in-flight", "32", "--query-workers", "16")
 
 	// The worker: counts invocations per request id (its first frame).
-	var mu sync.Mutex
-	counts := make(map[string]int)
-	w, err := worker.New(ep, "count", worker.HandlerFunc(func(ctx context.Context, req *worker.Request) ([][]byte, error) {
-		id := string(req.Body[0])
-		mu.Lock()
-		counts[id]++
-		n := counts[id]
-		mu.Unlock()
-		return [][]byte{req.Body[0], []byte(strconv.Itoa(n))}, nil
-	}), worker.WithHeartbeat(testHeartbeat), worker.WithConcurrency(8),
-		worker.WithLogger(slog.New(slog.DiscardHandler)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	wctx, stopWorker := context.WithCancel(context.Background())
-	wdone := make(chan struct{})
-	go func() { w.Run(wctx); close(wdone) }()
-	defer func() { stopWorker(); <-wdone }()
+	var served runs
+	runCountWorker(t, ep, 8, &served)
 
 	probe := connect(t, ep, time.Second, 3)
 	ch := startChild(t, "", args...)
@@ -122,9 +104,9 @@ func TestCrashSafety(t *testing.T) {
 	loadTime := time.Since(start)
 	stopLoad()
 	wg.Wait()
-	mu.Lock()
-	servedAtKill := len(counts)
-	mu.Unlock()
+	served.mu.Lock()
+	servedAtKill := len(served.n)
+	served.mu.Unlock()
 	nAcked := ackCount()
 	t.Logf("kill 1 after %v: %d acknowledged (%.0f/s), %d sent, %d served by the worker",
 		loadTime, nAcked, float64(nAcked)/loadTime.Seconds(), sent.Load(), servedAtKill)
@@ -188,12 +170,12 @@ func TestCrashSafety(t *testing.T) {
 	}
 	// Let anything that would be dispatched again happen, then compare.
 	time.Sleep(300 * time.Millisecond)
-	mu.Lock()
-	defer mu.Unlock()
+	served.mu.Lock()
+	defer served.mu.Unlock()
 	var dups, unacked int
 	for _, id := range ids {
 		rep := replies[id]
-		n := counts[id]
+		n := served.n[id]
 		if len(rep) != 2 || rep[0] != id {
 			t.Errorf("request %s: reply %q is not the worker's answer to it", id, rep)
 			continue
@@ -206,7 +188,7 @@ func TestCrashSafety(t *testing.T) {
 			dups++
 		}
 	}
-	for id := range counts {
+	for id := range served.n {
 		if _, ok := acked[id]; !ok {
 			unacked++
 		}

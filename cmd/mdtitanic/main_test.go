@@ -9,7 +9,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -19,6 +21,7 @@ import (
 	"github.com/majordomo-go/majordomo/internal/testutil"
 	"github.com/majordomo-go/majordomo/internal/testutil/harness"
 	"github.com/majordomo-go/majordomo/titanic"
+	"github.com/majordomo-go/majordomo/worker"
 )
 
 // childEnv makes the test binary run mdtitanic's main instead of the tests,
@@ -254,4 +257,38 @@ func TestSignals(t *testing.T) {
 	if code := ch.stop(10 * time.Second); code != 0 {
 		t.Fatalf("exit %d after SIGTERM; stderr:\n%s", code, ch.stderr)
 	}
+}
+
+// runs counts a "count" worker's invocations per request id (the request's
+// first frame); its mutex guards n.
+type runs struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+// runCountWorker serves "count" on ep until the test ends: each request is
+// answered [id, how many times this id ran], and counted in r.
+func runCountWorker(t *testing.T, ep string, concurrency int, r *runs) {
+	t.Helper()
+	r.mu.Lock()
+	if r.n == nil {
+		r.n = make(map[string]int)
+	}
+	r.mu.Unlock()
+	w, err := worker.New(ep, "count", worker.HandlerFunc(func(ctx context.Context, req *worker.Request) ([][]byte, error) {
+		id := string(req.Body[0])
+		r.mu.Lock()
+		r.n[id]++
+		n := r.n[id]
+		r.mu.Unlock()
+		return [][]byte{req.Body[0], []byte(strconv.Itoa(n))}, nil
+	}), worker.WithHeartbeat(testHeartbeat), worker.WithConcurrency(concurrency),
+		worker.WithLogger(slog.New(slog.DiscardHandler)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wctx, stop := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { w.Run(wctx); close(done) }()
+	t.Cleanup(func() { stop(); <-done })
 }

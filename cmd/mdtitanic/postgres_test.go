@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"log/slog"
 	"os"
 	"strconv"
 	"strings"
@@ -18,7 +17,6 @@ import (
 	"github.com/majordomo-go/majordomo/client"
 	"github.com/majordomo-go/majordomo/internal/pgtest"
 	"github.com/majordomo-go/majordomo/titanic"
-	"github.com/majordomo-go/majordomo/worker"
 )
 
 // TestBadPostgresStore: an unreachable database is one line naming it,
@@ -53,25 +51,9 @@ func TestPostgresLeaseTakeover(t *testing.T) {
 			"--request-workers", "32", "--max-in-flight", "16"}
 	}
 
-	var mu sync.Mutex
-	counts := make(map[string]int)
+	var served runs
 	for _, ep := range []string{ep1, ep2} {
-		w, err := worker.New(ep, "count", worker.HandlerFunc(func(ctx context.Context, req *worker.Request) ([][]byte, error) {
-			id := string(req.Body[0])
-			mu.Lock()
-			counts[id]++
-			n := counts[id]
-			mu.Unlock()
-			return [][]byte{req.Body[0], []byte(strconv.Itoa(n))}, nil
-		}), worker.WithHeartbeat(testHeartbeat), worker.WithConcurrency(4),
-			worker.WithLogger(slog.New(slog.DiscardHandler)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		wctx, stop := context.WithCancel(context.Background())
-		done := make(chan struct{})
-		go func() { w.Run(wctx); close(done) }()
-		defer func() { stop(); <-done }()
+		runCountWorker(t, ep, 4, &served)
 	}
 
 	probe1, probe2 := connect(t, ep1, time.Second, 3), connect(t, ep2, time.Second, 3)
@@ -121,9 +103,9 @@ func TestPostgresLeaseTakeover(t *testing.T) {
 	killed := time.Now()
 	stopLoad()
 	wg.Wait()
-	mu.Lock()
-	servedAtKill := len(counts)
-	mu.Unlock()
+	served.mu.Lock()
+	servedAtKill := len(served.n)
+	served.mu.Unlock()
 
 	ackMu.Lock()
 	ids := make([]string, 0, len(acked))
@@ -169,11 +151,11 @@ func TestPostgresLeaseTakeover(t *testing.T) {
 	if t.Failed() {
 		t.Fatalf("mdtitanic B stderr:\n%s", b.stderr)
 	}
-	mu.Lock()
+	served.mu.Lock()
 	var dups int
 	for _, id := range ids {
 		rep := replies[id]
-		n := counts[id]
+		n := served.n[id]
 		// The stored reply is the worker's answer to this request, from one
 		// of its invocations. More than one invocation is at-least-once
 		// delivery: A died between sending it and storing its reply.
@@ -188,7 +170,7 @@ func TestPostgresLeaseTakeover(t *testing.T) {
 			dups++
 		}
 	}
-	mu.Unlock()
+	served.mu.Unlock()
 
 	// The database agrees: nothing acknowledged is pending, and every row
 	// has at most one reply (one column: a stored reply is never replaced,
