@@ -104,8 +104,6 @@ func (c *conn) run() bool {
 		close(c.writerDone)
 		return false
 	}
-	c.s.stats.active.Add(1)
-	defer c.s.stats.active.Add(-1)
 	c.lastRecv.Store(time.Now().UnixNano())
 	go c.writeLoop()
 	if c.s.opts.HeartbeatInterval > 0 && c.minor >= 1 {
@@ -116,6 +114,10 @@ func (c *conn) run() bool {
 		defer c.p.detachLive(c)
 	}
 	c.s.in.pushCtl(item{kind: itemAttach, p: c.p, l: c, topic: c.id})
+	// Counted once the owner can learn of it: a caller that waits for
+	// Connections and then sends finds the peer routable.
+	c.s.stats.active.Add(1)
+	defer c.s.stats.active.Add(-1)
 	socketClosed, err := c.readLoop()
 	if socketClosed {
 		// The socket closed: let the writer linger, then close.

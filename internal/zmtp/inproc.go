@@ -33,12 +33,12 @@ func pairInproc(a *Socket, pa *pipe, b *Socket) {
 			ba.id = a.generatedID()
 		}
 	}
-	a.stats.active.Add(1)
-	b.stats.active.Add(1)
 	// Each side learns of its link through its own inbox, like a network
-	// connection's attach.
+	// connection's attach, and counts it once the attach is queued.
 	a.in.pushCtl(item{kind: itemAttach, p: pa, l: ab, topic: ba.id})
 	b.in.pushCtl(item{kind: itemAttach, p: pb, l: ba, topic: ab.id})
+	a.stats.active.Add(1)
+	b.stats.active.Add(1)
 }
 
 func (l *inprocLink) send(s *Socket, msg [][]byte) bool {
