@@ -44,6 +44,7 @@ type Socket struct {
 	rr      int
 	dirty   []*conn
 	lastUID string
+	timer   *time.Timer // block's, reused.
 	subs    [][]byte // SUB: current subscriptions, resent on every attach.
 	closed  bool
 
@@ -336,9 +337,15 @@ func (s *Socket) WaitReadable(timeout time.Duration) (bool, error) {
 func (s *Socket) block(timeout time.Duration) error {
 	var expired <-chan time.Time
 	if timeout >= 0 {
-		t := time.NewTimer(timeout)
-		defer t.Stop()
-		expired = t.C
+		// One timer per socket, re-armed per wait: a library that always
+		// waits with a deadline (a worker's heartbeat) arms no new one.
+		if s.timer == nil {
+			s.timer = time.NewTimer(timeout)
+		} else {
+			s.timer.Reset(timeout)
+		}
+		defer s.timer.Stop()
+		expired = s.timer.C
 	}
 	select {
 	case <-s.notify:
