@@ -369,20 +369,20 @@ func (s *session) complete(out outcome) bool {
 	j := s.job
 	s.endJob()
 	j.cancel(ErrRequestDone)
-	client := hex.EncodeToString(j.req.Client)
+	client := func() string { return hex.EncodeToString(j.req.Client) } // For logs only.
 	switch {
 	case out.panicked:
 		s.w.stats.panics.Add(1)
-		s.log.Error("handler panicked; request gets no reply", "client", client,
+		s.log.Error("handler panicked; request gets no reply", "client", client(),
 			"error", out.err.Error(), "stack", string(out.stack))
 		return true
 	case out.err != nil && !out.reply:
 		s.w.stats.errors.Add(1)
-		s.log.Warn("handler failed; request gets no reply", "client", client, "error", out.err.Error())
+		s.log.Warn("handler failed; request gets no reply", "client", client(), "error", out.err.Error())
 		return true
 	case out.err != nil:
 		s.w.stats.errors.Add(1)
-		s.log.Warn("handler failed; sending its error reply", "client", client, "error", out.err.Error())
+		s.log.Warn("handler failed; sending its error reply", "client", client(), "error", out.err.Error())
 	}
 	s.send(s.msg(mdp.Final, j.req.Client, out.body), nil, &s.w.stats.replies)
 	if len(s.backlog) > 0 && s.w.slots.acquire(s) {
