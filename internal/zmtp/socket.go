@@ -45,7 +45,7 @@ type Socket struct {
 	dirty   []*conn
 	lastUID string
 	timer   *time.Timer // block's, reused.
-	subs    [][]byte // SUB: current subscriptions, resent on every attach.
+	subs    [][]byte    // SUB: current subscriptions, resent on every attach.
 	closed  bool
 
 	// Shared with background goroutines.
