@@ -1,6 +1,10 @@
 package mech
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/majordomo-go/majordomo/internal/zmtp/wire"
+)
 
 // libzmq 4.3's PLAIN mechanism spells the ERROR command prefix as the C
 // string "\x05ERROR", in which the hex escape swallows the 'E': its PLAIN
@@ -20,11 +24,11 @@ func ParseCommand(body []byte) (name string, data []byte, err error) {
 		int(body[0]) > len(body)-1 {
 		return "ERROR", body[len(libzmqPlainError):], nil
 	}
-	if len(body) < 2 || body[0] == 0 || int(body[0]) > len(body)-1 {
+	name, data, err = wire.ParseCommand(body)
+	if err != nil {
 		return "", nil, fmt.Errorf("%w: command name of %d bytes in a %d-byte body", ErrMalformed, body0(body), len(body))
 	}
-	n := 1 + int(body[0])
-	return string(body[1:n]), body[n:], nil
+	return name, data, nil
 }
 
 func body0(b []byte) int {
