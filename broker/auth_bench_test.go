@@ -28,7 +28,7 @@ func BenchmarkEchoSecurity(b *testing.B) {
 
 func benchSecureEcho(b *testing.B, mode string, window int) {
 	p := newPKI(b, "client", "worker")
-	cfg := fastConfig()
+	cfg := tcpConfig()
 	cfg.HeartbeatInterval = time.Second
 	peerSec := func(string) *transport.Security { return nil }
 	if mode != "off" {

@@ -124,7 +124,7 @@ func newSecurePeer(t *testing.T, ep string, sec *transport.Security) *peer {
 // secureConfig is fastConfig with a heartbeat slow enough that the raw
 // peers of these tests, which do not heartbeat, stay registered.
 func secureConfig(sec *Security) Config {
-	cfg := fastConfig()
+	cfg := tcpConfig()
 	cfg.HeartbeatInterval = time.Second
 	cfg.Security = sec
 	return cfg
@@ -376,7 +376,7 @@ func TestSecurityConfigErrors(t *testing.T) {
 		"plain without pw":     {CurveCert: p.server, Authenticator: a, PlainEndpoints: []string{"tcp://127.0.0.1:*"}},
 		"policy without ident": {Authenticator: plainOnly, Authorizer: auth.NewAuthorizerFrom(&auth.Policy{}, nil)},
 	} {
-		cfg := fastConfig()
+		cfg := tcpConfig()
 		cfg.Security = sec
 		b, err := New(cfg)
 		if err == nil {
@@ -398,7 +398,7 @@ func TestIPFilterOnNullEndpoints(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := fastConfig()
+	cfg := tcpConfig()
 	cfg.Security = &Security{Authenticator: a}
 	b := startBroker(t, cfg)
 	c := newPeer(t, b.ep)

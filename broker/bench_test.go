@@ -23,7 +23,7 @@ func BenchmarkEchoThroughBroker(b *testing.B) {
 }
 
 func benchEcho(b *testing.B, window int) {
-	cfg := fastConfig()
+	cfg := tcpConfig()
 	cfg.HeartbeatInterval = time.Second
 	br, err := New(cfg)
 	if err != nil {

@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/majordomo-go/majordomo/internal/inproc"
 	"github.com/majordomo-go/majordomo/internal/testutil"
 	"github.com/majordomo-go/majordomo/internal/transport"
 	"github.com/majordomo-go/majordomo/mdp"
@@ -21,10 +23,29 @@ type testBroker struct {
 	errc chan error
 }
 
+// testEndpoints numbers the in-process endpoints of this package's brokers.
+var testEndpoints atomic.Int64
+
+// inprocEndpoint returns an inproc:// name no other broker of this test
+// binary uses.
+func inprocEndpoint() string {
+	return fmt.Sprintf("inproc://broker-test-%d", testEndpoints.Add(1))
+}
+
+// tcpConfig is fastConfig listening on a loopback TCP port.
+func tcpConfig() Config {
+	cfg := fastConfig()
+	cfg.Endpoints = []string{"tcp://127.0.0.1:*"}
+	return cfg
+}
+
 // fastConfig returns settings with short timers so that tests finish fast.
+// Its broker listens in process (inproc://): protocol tests need no port
+// and no handshake. Tests of the network itself (security, IP filters,
+// raw TCP peers, connection counts) set a tcp:// endpoint.
 func fastConfig() Config {
 	return Config{
-		Endpoints:         []string{"tcp://127.0.0.1:*"},
+		Endpoints:         []string{inprocEndpoint()},
 		HeartbeatInterval: 100 * time.Millisecond,
 		HeartbeatLiveness: 3,
 		Logger:            slog.New(slog.NewTextHandler(io.Discard, nil)),
@@ -34,7 +55,7 @@ func fastConfig() Config {
 func startBroker(t *testing.T, cfg Config) *testBroker {
 	t.Helper()
 	if len(cfg.Endpoints) == 0 {
-		cfg.Endpoints = []string{"tcp://127.0.0.1:*"}
+		cfg.Endpoints = []string{inprocEndpoint()}
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -69,15 +90,26 @@ type peer struct {
 
 func newPeer(t *testing.T, ep string) *peer {
 	t.Helper()
-	ctx, err := transport.NewContext()
+	return newPeerOf(t, ep, transport.Dealer, transport.Options{})
+}
+
+// newPeerOf connects a socket of type typ to ep: in the broker's own
+// transport context for an inproc:// endpoint (the only context where that
+// name exists), in a context of its own otherwise.
+func newPeerOf(t *testing.T, ep string, typ transport.Type, opts transport.Options) *peer {
+	t.Helper()
+	ctx, err := peerContext(ep)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := ctx.NewSocket(transport.Dealer, transport.Options{})
+	s, err := ctx.NewSocket(typ, opts)
 	if err != nil {
+		ctx.Term()
 		t.Fatal(err)
 	}
 	if err := s.Connect(ep); err != nil {
+		s.Close()
+		ctx.Term()
 		t.Fatal(err)
 	}
 	p := &peer{t: t, ctx: ctx, sock: s}
@@ -314,18 +346,12 @@ func eq(a []string, b ...string) bool {
 // newReqPeer is a REQ socket client, as the Guide's 0.1 clients use.
 func newReqPeer(t *testing.T, ep string) *peer {
 	t.Helper()
-	ctx, err := transport.NewContext()
-	if err != nil {
-		t.Fatal(err)
+	return newPeerOf(t, ep, transport.Req, transport.Options{})
+}
+
+func peerContext(ep string) (transport.Context, error) {
+	if inproc.IsEndpoint(ep) {
+		return inproc.Context(ep)
 	}
-	s, err := ctx.NewSocket(transport.Req, transport.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Connect(ep); err != nil {
-		t.Fatal(err)
-	}
-	p := &peer{t: t, ctx: ctx, sock: s}
-	t.Cleanup(p.close)
-	return p
+	return transport.NewContext()
 }

@@ -78,23 +78,7 @@ func workerPrefix(v mdp.Version, cmd1, cmd2 string) [][]byte {
 // newPeerID is newPeer with a fixed ROUTER identity.
 func newPeerID(t *testing.T, ep string, id []byte) *peer {
 	t.Helper()
-	ctx, err := transport.NewContext()
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := ctx.NewSocket(transport.Dealer, transport.Options{Identity: id})
-	if err != nil {
-		ctx.Term()
-		t.Fatal(err)
-	}
-	if err := s.Connect(ep); err != nil {
-		s.Close()
-		ctx.Term()
-		t.Fatal(err)
-	}
-	p := &peer{t: t, ctx: ctx, sock: s}
-	t.Cleanup(p.close)
-	return p
+	return newPeerOf(t, ep, transport.Dealer, transport.Options{Identity: id})
 }
 
 // waitUpTo is waitFor with its own deadline that reports failure instead of
@@ -880,7 +864,7 @@ func randomMessage(r *rand.Rand, ids [][]byte) [][]byte {
 // goroutine.
 func TestRandomFramesDoNotWedge(t *testing.T) {
 	goroutines := runtime.NumGoroutine()
-	cfg := fastConfig()
+	cfg := tcpConfig()
 	cfg.RequestTimeout = 200 * time.Millisecond
 	cfg.ServiceTTL = 200 * time.Millisecond
 	b := startBroker(t, cfg)

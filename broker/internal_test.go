@@ -5,30 +5,8 @@ import (
 	"time"
 
 	"github.com/majordomo-go/majordomo/auth"
-	"github.com/majordomo-go/majordomo/internal/inproc"
-	"github.com/majordomo-go/majordomo/internal/transport"
 	"github.com/majordomo-go/majordomo/mdp"
 )
-
-// newInprocPeer is a DEALER in the broker's own transport context,
-// connected to one of its inproc:// endpoints, as mdbroker's Titanic is.
-func newInprocPeer(t *testing.T, ep string) *peer {
-	t.Helper()
-	ctx, err := inproc.Context(ep)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := ctx.NewSocket(transport.Dealer, transport.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Connect(ep); err != nil {
-		t.Fatal(err)
-	}
-	p := &peer{t: t, ctx: ctx, sock: s}
-	t.Cleanup(p.close)
-	return p
-}
 
 // TestInternalEndpointUnderPolicy: with CURVE and a policy, an in-process
 // peer on Config.Internal needs no key and may register what no network
@@ -58,7 +36,7 @@ func TestInternalEndpointUnderPolicy(t *testing.T) {
 		}
 	}
 
-	titanic := newInprocPeer(t, internal)
+	titanic := newPeer(t, internal)
 	titanic.ready(mdp.V1, "titanic.request")
 	waitWorkers(t, b, 1)
 	if s := b.Stats(); s.RemovedBy(RemovedUnauthorized) != 0 {
