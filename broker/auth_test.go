@@ -138,15 +138,9 @@ func TestCurveAllowedPeersWork(t *testing.T) {
 	p := newPKI(t, "client", "worker")
 	b := secureBroker(t, p.security(""))
 	w := newSecurePeer(t, b.ep, p.curve(p.cert("worker")))
-	w.ready(mdp.V1, "echo")
-	waitWorkers(t, b, 1)
+	w.register(b, mdp.V1, "echo")
 	c := newSecurePeer(t, b.ep, p.curve(p.cert("client")))
-	c.request(mdp.V1, "echo", "hello")
-	client, body := w.getRequest(2 * time.Second)
-	w.reply(mdp.V1, mdp.Final, client, string(body[0]))
-	if _, got := c.getReply(2*time.Second, mdp.V1, mdp.Final); !eq(got, "hello") {
-		t.Fatalf("reply %q", got)
-	}
+	echo(c, w, mdp.V1, "echo", "hello")
 	if s := b.AuthStats(); s.Accepted < 2 || s.TotalRefused() != 0 {
 		t.Fatalf("auth stats %+v", s)
 	}
@@ -156,8 +150,7 @@ func TestCurveUnknownKeyNeverGetsIn(t *testing.T) {
 	p := newPKI(t, "client", "worker")
 	b := secureBroker(t, p.security(""))
 	w := newSecurePeer(t, b.ep, p.curve(p.cert("worker")))
-	w.ready(mdp.V1, "echo")
-	waitWorkers(t, b, 1)
+	w.register(b, mdp.V1, "echo")
 
 	// An unknown key, a peer without CURVE, and a peer that has the wrong
 	// server key: none completes the handshake.
@@ -174,13 +167,7 @@ func TestCurveUnknownKeyNeverGetsIn(t *testing.T) {
 	// Meanwhile an admitted client is served, repeatedly.
 	c := newSecurePeer(t, b.ep, p.curve(p.cert("client")))
 	for i := 0; i < 3; i++ {
-		c.request(mdp.V1, "echo", "ok")
-		client, body := w.getRequest(2 * time.Second)
-		if string(body[0]) != "ok" {
-			t.Fatalf("worker got %q", body)
-		}
-		w.reply(mdp.V1, mdp.Final, client, "ok")
-		c.getReply(2*time.Second, mdp.V1, mdp.Final)
+		echo(c, w, mdp.V1, "echo", "ok")
 	}
 	testutil.Eventually(t, testutil.WaitLimit, "the intruder's refusal counted", func() bool {
 		return b.AuthStats().RefusedBy(auth.RefusedUnknownKey) > 0
@@ -215,8 +202,7 @@ func TestWorkerMayNotRegisterOtherService(t *testing.T) {
 	}
 	// On a new socket, as 7/MDP requires after DISCONNECT, "a" is fine.
 	w2 := newSecurePeer(t, b.ep, p.curve(p.cert("wa")))
-	w2.ready(mdp.V2, "a")
-	waitWorkers(t, b, 1)
+	w2.register(b, mdp.V2, "a")
 	w2.expectNothing()
 }
 
@@ -224,10 +210,9 @@ func TestClientMayNotCallOtherService(t *testing.T) {
 	p := newPKI(t, "wa", "wb", "client", "admin")
 	b := secureBroker(t, p.security(testPolicy))
 	wa := newSecurePeer(t, b.ep, p.curve(p.cert("wa")))
-	wa.ready(mdp.V1, "a")
+	wa.register(b, mdp.V1, "a")
 	wb := newSecurePeer(t, b.ep, p.curve(p.cert("wb")))
-	wb.ready(mdp.V1, "b")
-	waitWorkers(t, b, 2)
+	wb.register(b, mdp.V1, "b")
 
 	c := newSecurePeer(t, b.ep, p.curve(p.cert("client")))
 	c.request(mdp.V1, "b", "secret")
@@ -238,13 +223,10 @@ func TestClientMayNotCallOtherService(t *testing.T) {
 		t.Fatalf("stats %+v", s)
 	}
 	// The same client may call a, and an admin may call b.
-	c.request(mdp.V1, "a", "fine")
-	client, _ := wa.getRequest(2 * time.Second)
-	wa.reply(mdp.V1, mdp.Final, client, "done")
-	c.getReply(2*time.Second, mdp.V1, mdp.Final)
+	echo(c, wa, mdp.V1, "a", "fine")
 	admin := newSecurePeer(t, b.ep, p.curve(p.cert("admin")))
 	admin.request(mdp.V2, "b", "x")
-	client, _ = wb.getRequest(2 * time.Second)
+	client, _ := wb.getRequest(2 * time.Second)
 	wb.reply(mdp.V1, mdp.Final, client, "y")
 	admin.getReply(2*time.Second, mdp.V2, mdp.Final)
 	if !hasService(b, "b") {
@@ -290,17 +272,9 @@ func TestReloadAdmitsNewKeyWithoutDroppingPeers(t *testing.T) {
 	p := newPKI(t, "client", "worker")
 	b := secureBroker(t, p.security(""))
 	w := newSecurePeer(t, b.ep, p.curve(p.cert("worker")))
-	w.ready(mdp.V1, "echo")
-	waitWorkers(t, b, 1)
+	w.register(b, mdp.V1, "echo")
 	c := newSecurePeer(t, b.ep, p.curve(p.cert("client")))
-	roundTrip := func(c *peer) {
-		t.Helper()
-		c.request(mdp.V1, "echo", "x")
-		client, _ := w.getRequest(2 * time.Second)
-		w.reply(mdp.V1, mdp.Final, client, "x")
-		c.getReply(2*time.Second, mdp.V1, mdp.Final)
-	}
-	roundTrip(c)
+	echo(c, w, mdp.V1, "echo", "x")
 	late := newSecurePeer(t, b.ep, p.curve(p.cert("late")))
 	late.request(mdp.V1, "echo", "x")
 	testutil.Eventually(t, testutil.WaitLimit, "the late key's refusal counted", func() bool {
@@ -321,7 +295,7 @@ func TestReloadAdmitsNewKeyWithoutDroppingPeers(t *testing.T) {
 	w.reply(mdp.V1, mdp.Final, client, "welcome")
 	late.getReply(2*time.Second, mdp.V1, mdp.Final)
 	// The peers connected before the reload were not disturbed.
-	roundTrip(c)
+	echo(c, w, mdp.V1, "echo", "x")
 	s := b.Stats()
 	if s.Registered != 1 || s.Workers != 1 || s.Removed != ([numRemoveReasons]uint64{}) {
 		t.Fatalf("stats after reload %+v", s)
@@ -346,8 +320,7 @@ func TestPlainEndpoints(t *testing.T) {
 		t.Fatalf("endpoints %v", eps)
 	}
 	w := newSecurePeer(t, eps[0], p.curve(p.cert("worker")))
-	w.ready(mdp.V1, "echo")
-	waitWorkers(t, b, 1)
+	w.register(b, mdp.V1, "echo")
 
 	wrong := newSecurePeer(t, eps[1], &transport.Security{Mechanism: transport.Plain, Username: "ops", Password: "wrong"})
 	wrong.request(mdp.V1, "echo", "x")
@@ -360,10 +333,7 @@ func TestPlainEndpoints(t *testing.T) {
 	w.expectNothing()
 
 	right := newSecurePeer(t, eps[1], &transport.Security{Mechanism: transport.Plain, Username: "ops", Password: "right"})
-	right.request(mdp.V1, "echo", "x")
-	client, _ := w.getRequest(2 * time.Second)
-	w.reply(mdp.V1, mdp.Final, client, "y")
-	right.getReply(2*time.Second, mdp.V1, mdp.Final)
+	echo(right, w, mdp.V1, "echo", "x")
 }
 
 func TestSecurityConfigErrors(t *testing.T) {

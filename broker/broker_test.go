@@ -41,8 +41,7 @@ func TestReqSocketClient(t *testing.T) {
 	// empty frame themselves.
 	b := startBroker(t, fastConfig())
 	w := newPeer(t, b.ep)
-	w.ready(mdp.V1, "echo")
-	waitWorkers(t, b, 1)
+	w.register(b, mdp.V1, "echo")
 	c := newReqPeer(t, b.ep)
 	c.sendStr(mdp.ClientV1, "echo", "ping")
 	addr, _ := w.getRequest(wait)
@@ -56,8 +55,7 @@ func TestReqSocketClient(t *testing.T) {
 func TestStreamingAndCrossVersion(t *testing.T) {
 	b := startBroker(t, fastConfig())
 	w := newPeer(t, b.ep)
-	w.ready(mdp.V2, "stream")
-	waitWorkers(t, b, 1)
+	w.register(b, mdp.V2, "stream")
 
 	// A 0.2 client sees every PARTIAL, then the FINAL.
 	c2 := newPeer(t, b.ep)
@@ -94,8 +92,7 @@ func TestStreamingAndCrossVersion(t *testing.T) {
 
 	// A 0.1 worker's REPLY reaches a 0.2 client as FINAL.
 	w1 := newPeer(t, b.ep)
-	w1.ready(mdp.V1, "old")
-	waitWorkers(t, b, 2)
+	w1.register(b, mdp.V1, "old")
 	c2.request(mdp.V2, "old", "x")
 	addr, _ = w1.getRequest(wait)
 	w1.reply(mdp.V1, mdp.Final, addr, "y")
@@ -127,10 +124,8 @@ func TestDelimitedV2Peers(t *testing.T) {
 func TestLeastRecentlyUsedDispatch(t *testing.T) {
 	b := startBroker(t, fastConfig())
 	w1, w2 := newPeer(t, b.ep), newPeer(t, b.ep)
-	w1.ready(mdp.V1, "lru")
-	waitWorkers(t, b, 1)
-	w2.ready(mdp.V1, "lru")
-	waitWorkers(t, b, 2)
+	w1.register(b, mdp.V1, "lru")
+	w2.register(b, mdp.V1, "lru")
 	c := newPeer(t, b.ep)
 	// w1 has been idle longest, so it is served first; after it replies it
 	// goes to the back, behind w2.
@@ -215,8 +210,7 @@ func TestQueuedRequestsExpire(t *testing.T) {
 func TestHeartbeatsIdleAndBusy(t *testing.T) {
 	b := startBroker(t, fastConfig())
 	w := newPeer(t, b.ep)
-	w.ready(mdp.V1, "hb")
-	waitWorkers(t, b, 1)
+	w.register(b, mdp.V1, "hb")
 	countBeats := func(d time.Duration) int {
 		n := 0
 		deadline := time.Now().Add(d)
@@ -249,8 +243,7 @@ func TestHeartbeatsIdleAndBusy(t *testing.T) {
 func TestSilentBusyWorkerPurgedAndRequestRedelivered(t *testing.T) {
 	b := startBroker(t, fastConfig())
 	dead := newPeer(t, b.ep)
-	dead.ready(mdp.V1, "work")
-	waitWorkers(t, b, 1)
+	dead.register(b, mdp.V1, "work")
 	c := newPeer(t, b.ep)
 	c.request(mdp.V1, "work", "job")
 	dead.getRequest(wait)
@@ -352,9 +345,8 @@ func TestServicesForgottenAndBounded(t *testing.T) {
 func TestMMI(t *testing.T) {
 	b := startBroker(t, fastConfig())
 	w1, w2 := newPeer(t, b.ep), newPeer(t, b.ep)
-	w1.ready(mdp.V1, "beta")
-	w2.ready(mdp.V2, "alpha")
-	waitWorkers(t, b, 2)
+	w1.register(b, mdp.V1, "beta")
+	w2.register(b, mdp.V2, "alpha")
 	q := newPeer(t, b.ep)
 	q.request(mdp.V1, "later", "x") // queued, no worker
 	waitFor(t, b, "queued", func(s Stats) bool { return s.Queued == 1 })
@@ -513,8 +505,7 @@ func TestWorkerEvictsClientOnlyServiceAtLimit(t *testing.T) {
 	cfg2.MaxServices = 1
 	b2 := startBroker(t, cfg2)
 	w1, w2 := newPeer(t, b2.ep), newPeer(t, b2.ep)
-	w1.ready(mdp.V1, "one")
-	waitWorkers(t, b2, 1)
+	w1.register(b2, mdp.V1, "one")
 	w2.ready(mdp.V1, "two")
 	w2.expectDisconnect(wait)
 }

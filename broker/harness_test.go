@@ -261,6 +261,30 @@ func (p *peer) ready(v mdp.Version, service string) {
 	p.sendMsg(&mdp.Message{Version: v, Role: mdp.RoleWorker, Command: mdp.Ready, Service: []byte(service)})
 }
 
+// register sends READY for service and waits until b counts one more
+// worker.
+func (p *peer) register(b *testBroker, v mdp.Version, service string) {
+	p.t.Helper()
+	before := b.Stats().Workers
+	p.ready(v, service)
+	waitFor(p.t, b, fmt.Sprintf("%d workers", before+1), func(s Stats) bool { return s.Workers == before+1 })
+}
+
+// echo sends body to service as client c, checks that worker w gets it,
+// answers it with a FINAL of the same body and checks c's reply.
+func echo(c, w *peer, v mdp.Version, service, body string) {
+	c.t.Helper()
+	c.request(v, service, body)
+	addr, got := w.getRequest(wait)
+	if len(got) != 1 || string(got[0]) != body {
+		c.t.Fatalf("worker got %q, want %q", got, body)
+	}
+	w.reply(v, mdp.Final, addr, body)
+	if _, reply := c.getReply(wait, v, mdp.Final); !eq(reply, body) {
+		c.t.Fatalf("client got %q, want %q", reply, body)
+	}
+}
+
 func (p *peer) sendMsg(m *mdp.Message) {
 	p.t.Helper()
 	f, err := mdp.Encode(m)

@@ -37,8 +37,7 @@ func TestInternalEndpointUnderPolicy(t *testing.T) {
 	}
 
 	titanic := newPeer(t, internal)
-	titanic.ready(mdp.V1, "titanic.request")
-	waitWorkers(t, b, 1)
+	titanic.register(b, mdp.V1, "titanic.request")
 	if s := b.Stats(); s.RemovedBy(RemovedUnauthorized) != 0 {
 		t.Fatalf("internal worker refused: %+v", s)
 	}

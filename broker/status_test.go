@@ -15,9 +15,8 @@ func TestStatus(t *testing.T) {
 	cfg.HeartbeatLiveness = 50 // Raw peers here do not heartbeat.
 	b := startBroker(t, cfg)
 	w1, w2 := newPeer(t, b.ep), newPeer(t, b.ep)
-	w1.ready(mdp.V1, "echo")
-	w2.ready(mdp.V2, "echo")
-	waitWorkers(t, b, 2)
+	w1.register(b, mdp.V1, "echo")
+	w2.register(b, mdp.V2, "echo")
 	c := newPeer(t, b.ep)
 	for i := 0; i < 3; i++ {
 		c.request(mdp.V2, "echo", "x")
@@ -94,8 +93,7 @@ func TestShutdownDrainsInFlight(t *testing.T) {
 	go func() { errc <- b.Run(context.Background()) }()
 	tb := &testBroker{Broker: b, ep: b.Endpoints()[0]}
 	w := newPeer(t, tb.ep)
-	w.ready(mdp.V1, "slow")
-	waitWorkers(t, tb, 1)
+	w.register(tb, mdp.V1, "slow")
 	c := newPeer(t, tb.ep)
 	c.request(mdp.V1, "slow", "in-flight")
 	addr, _ := w.getRequest(wait)
