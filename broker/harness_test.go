@@ -52,7 +52,9 @@ func fastConfig() Config {
 	}
 }
 
-func startBroker(t *testing.T, cfg Config) *testBroker {
+// runBroker starts a broker's Run and leaves its end to the test, which
+// reads Run's result from errc (a test of Shutdown, which ends Run).
+func runBroker(t *testing.T, cfg Config) *testBroker {
 	t.Helper()
 	if len(cfg.Endpoints) == 0 {
 		cfg.Endpoints = []string{inprocEndpoint()}
@@ -66,6 +68,14 @@ func startBroker(t *testing.T, cfg Config) *testBroker {
 	}
 	tb := &testBroker{Broker: b, ep: b.Endpoints()[0], errc: make(chan error, 1)}
 	go func() { tb.errc <- b.Run(context.Background()) }()
+	return tb
+}
+
+// startBroker runs a broker until the test ends.
+func startBroker(t *testing.T, cfg Config) *testBroker {
+	t.Helper()
+	tb := runBroker(t, cfg)
+	b := tb.Broker
 	testutil.Eventually(t, testutil.WaitLimit, "the broker's loop", func() bool { return b.inLoop(func() {}) })
 	t.Cleanup(func() {
 		b.Close()

@@ -85,13 +85,8 @@ func TestStatus(t *testing.T) {
 }
 
 func TestShutdownDrainsInFlight(t *testing.T) {
-	b, err := New(fastConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	errc := make(chan error, 1)
-	go func() { errc <- b.Run(context.Background()) }()
-	tb := &testBroker{Broker: b, ep: b.Endpoints()[0]}
+	tb := runBroker(t, fastConfig())
+	b := tb.Broker
 	w := newPeer(t, tb.ep)
 	w.register(tb, mdp.V1, "slow")
 	c := newPeer(t, tb.ep)
@@ -118,7 +113,7 @@ func TestShutdownDrainsInFlight(t *testing.T) {
 	if err := <-shut; err != nil {
 		t.Fatalf("Shutdown: %v", err)
 	}
-	if err := <-errc; err != nil {
+	if err := <-tb.errc; err != nil {
 		t.Fatalf("Run: %v", err)
 	}
 	w.expectDisconnect(wait)
@@ -129,13 +124,8 @@ func TestShutdownDrainsInFlight(t *testing.T) {
 }
 
 func TestShutdownGraceExpires(t *testing.T) {
-	b, err := New(fastConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	errc := make(chan error, 1)
-	go func() { errc <- b.Run(context.Background()) }()
-	tb := &testBroker{Broker: b, ep: b.Endpoints()[0]}
+	tb := runBroker(t, fastConfig())
+	b := tb.Broker
 	w := newPeer(t, tb.ep)
 	w.ready(mdp.V1, "stuck")
 	c := newPeer(t, tb.ep)
@@ -146,7 +136,7 @@ func TestShutdownGraceExpires(t *testing.T) {
 	if err := b.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Shutdown: %v", err)
 	}
-	if err := <-errc; err != nil {
+	if err := <-tb.errc; err != nil {
 		t.Fatalf("Run: %v", err)
 	}
 }
