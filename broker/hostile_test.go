@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/majordomo-go/majordomo/internal/testutil"
 	"github.com/majordomo-go/majordomo/internal/transport"
 	"github.com/majordomo-go/majordomo/mdp"
 )
@@ -83,17 +84,9 @@ func newPeerID(t *testing.T, ep string, id []byte) *peer {
 // stopping the test, so that one broken expectation does not hide the others.
 func waitUpTo(t *testing.T, b *testBroker, d time.Duration, cond func(Stats) bool) (Stats, bool) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		s := b.Stats()
-		if cond(s) {
-			return s, true
-		}
-		if time.Now().After(deadline) {
-			return s, false
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	var s Stats
+	ok := testutil.Poll(d, func() bool { s = b.Stats(); return cond(s) })
+	return s, ok
 }
 
 // expectDisconnectV waits for a DISCONNECT in version v; earlier HEARTBEATs

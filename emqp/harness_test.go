@@ -15,6 +15,7 @@ import (
 
 	"github.com/majordomo-go/majordomo/emqp/wire"
 	"github.com/majordomo-go/majordomo/internal/leakcheck"
+	"github.com/majordomo-go/majordomo/internal/testutil"
 	"github.com/majordomo-go/majordomo/internal/transport"
 )
 
@@ -262,17 +263,11 @@ func (p *peer) adminJSON(cmd string, args ...string) map[string]any {
 // waitFor polls the server's Stats until cond holds.
 func (ts *testServer) waitFor(what string, cond func(Stats) bool) Stats {
 	ts.t.Helper()
-	deadline := time.Now().Add(waitLimit)
-	for {
-		st := ts.s.Stats()
-		if cond(st) {
-			return st
-		}
-		if time.Now().After(deadline) {
-			ts.t.Fatalf("timed out waiting for %s; stats %+v", what, st)
-		}
-		time.Sleep(5 * time.Millisecond)
+	var st Stats
+	if !testutil.Poll(waitLimit, func() bool { st = ts.s.Stats(); return cond(st) }) {
+		ts.t.Fatalf("timed out waiting for %s; stats %+v", what, st)
 	}
+	return st
 }
 
 // request sends REQUEST [queue, headers, payload] and returns its msgid.

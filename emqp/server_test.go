@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/majordomo-go/majordomo/emqp/wire"
+	"github.com/majordomo-go/majordomo/internal/testutil"
 	"github.com/majordomo-go/majordomo/internal/transport"
 )
 
@@ -737,9 +738,7 @@ func TestLifecycle(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s2.Run(ctx) }()
-	for s2.Stats().Requests == 0 && !s2.inLoop(func() {}) {
-		time.Sleep(time.Millisecond)
-	}
+	testutil.Eventually(t, waitLimit, "the loop running", func() bool { return s2.inLoop(func() {}) })
 	if err := s2.Run(context.Background()); !errors.Is(err, ErrRunning) {
 		t.Fatalf("second Run = %v", err)
 	}

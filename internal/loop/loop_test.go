@@ -81,6 +81,8 @@ func TestDrain(t *testing.T) {
 	stopped := false
 	go func() {
 		for i := 0; i < 3; i++ {
+			// Work that ends over time is what Drain waits for: the
+			// sleep stands for a request still being served.
 			time.Sleep(20 * time.Millisecond)
 			l.Call(func() { pending-- })
 		}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/majordomo-go/majordomo/auth"
 	"github.com/majordomo-go/majordomo/internal/leakcheck"
+	"github.com/majordomo-go/majordomo/internal/testutil"
 	"github.com/majordomo-go/majordomo/internal/transport"
 )
 
@@ -75,11 +76,10 @@ func TestHandlerOverRealSockets(t *testing.T) {
 	if ok, _ := r.WaitReadable(200 * time.Millisecond); ok {
 		t.Fatal("refused peer got through")
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for a.Stats().RefusedBy(auth.RefusedUnknownKey) == 0 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
-	if a.Stats().RefusedBy(auth.RefusedUnknownKey) == 0 || a.Stats().Accepted == 0 {
+	testutil.Eventually(t, testutil.WaitLimit, "the refusal counted", func() bool {
+		return a.Stats().RefusedBy(auth.RefusedUnknownKey) > 0
+	})
+	if a.Stats().Accepted == 0 {
 		t.Fatalf("stats %+v", a.Stats())
 	}
 	for _, s := range socks {

@@ -24,13 +24,23 @@ const WaitLimit = 5 * time.Second
 // sleeping for a guessed time.
 func Eventually(t testing.TB, d time.Duration, what string, cond func() bool) {
 	t.Helper()
+	if !Poll(d, cond) {
+		t.Fatalf("timed out after %v waiting for %s", d, what)
+	}
+}
+
+// Poll is Eventually for a caller that reports the failure itself (with
+// the state it waited on, or as one error among others): it returns
+// whether cond held within d.
+func Poll(d time.Duration, cond func() bool) bool {
 	deadline := time.Now().Add(d)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
+			return false
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
+	return true
 }
 
 // Logger discards logs unless MDP_TEST_LOG is set, so that goroutines that
