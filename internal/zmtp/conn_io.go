@@ -248,6 +248,7 @@ func (c *conn) command(body []byte) (*item, int, error) {
 			c.armTTL(time.Duration(p.TTL) * 100 * time.Millisecond)
 		}
 	case "PONG":
+		c.s.stats.pongs.Add(1)
 	case "ERROR":
 		return nil, 0, errPeerError
 	case "SUBSCRIBE", "CANCEL":

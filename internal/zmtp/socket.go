@@ -65,6 +65,7 @@ type Socket struct {
 type counters struct {
 	accepted, active, refusedConn, handshakeFailed, authRefused  atomic.Int64
 	protocolErrors, tooLarge, dropped, disconnected, peerRefused atomic.Int64
+	pongs                                                        atomic.Int64
 	// open counts accepted connections not yet ended, handshaking or not:
 	// what MaxConnections caps.
 	open atomic.Int64
@@ -97,6 +98,9 @@ type Stats struct {
 	// Disconnected counts connections that ended after their handshake
 	// (what libzmq's monitor reports as ZMQ_EVENT_DISCONNECTED).
 	Disconnected int64
+	// Pongs counts PONG commands received: answers to our heartbeats
+	// (37/ZMTP), which keep a connection alive.
+	Pongs int64
 }
 
 // Stats returns the socket's counters. Any goroutine may call it.
@@ -106,7 +110,7 @@ func (s *Socket) Stats() Stats {
 		Accepted: c.accepted.Load(), Active: c.active.Load(), RefusedLimit: c.refusedConn.Load(),
 		HandshakeFailed: c.handshakeFailed.Load(), AuthRefused: c.authRefused.Load(), PeerRefused: c.peerRefused.Load(),
 		ProtocolErrors: c.protocolErrors.Load(), TooLarge: c.tooLarge.Load(), Dropped: c.dropped.Load(),
-		Disconnected: c.disconnected.Load(),
+		Disconnected: c.disconnected.Load(), Pongs: c.pongs.Load(),
 	}
 }
 
