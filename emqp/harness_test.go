@@ -100,6 +100,7 @@ type peer struct {
 	t        testing.TB
 	name     string
 	sock     transport.Socket
+	front    int  // The server's socket it is connected to (sockFront...).
 	autoBeat bool // Send HEARTBEAT while waiting, as a live job manager does.
 	lastBeat time.Time
 }
@@ -114,7 +115,8 @@ func (ts *testServer) dial(endpoint, name string) *peer {
 		ts.t.Fatal(err)
 	}
 	ts.peers = append(ts.peers, sock)
-	return &peer{ts: ts, t: ts.t, name: name, sock: sock}
+	front := map[string]int{ts.ep.Frontend: sockFront, ts.ep.Backend: sockBack, ts.ep.Admin: sockAdmin, ts.ep.PubIn: sockPubIn}
+	return &peer{ts: ts, t: ts.t, name: name, sock: sock, front: front[endpoint]}
 }
 
 func (ts *testServer) msgid() string { return fmt.Sprintf("msg-%04d", ts.ids.Add(1)) }
@@ -198,19 +200,37 @@ func (p *peer) expect(cmd string) [][]byte {
 	return nil
 }
 
-// quiet checks that nothing but HEARTBEATs arrives for d.
-func (p *peer) quiet(d time.Duration) {
+// quiet checks that nothing but HEARTBEATs reached p before now, without
+// watching for a guessed while: the server's loop sends p a marker, and p
+// must see it before anything else. The server's messages to one peer keep
+// their order, so whatever it sent p earlier arrives first. Where the
+// server acts on another peer's message, wait for that to be counted in
+// Stats first.
+func (p *peer) quiet() {
 	p.t.Helper()
-	deadline := time.Now().Add(d)
+	marker := fmt.Sprintf("barrier-%d", p.ts.ids.Add(1))
+	var err error
+	if !p.ts.s.inLoop(func() {
+		sock := p.ts.s.socks[p.front]
+		err = sock.Send([][]byte{[]byte(p.name), {}, []byte("BARRIER"), []byte(marker)}, true)
+		sock.Flush()
+	}) {
+		p.t.Fatalf("%s: the server's loop is not running", p.name)
+	}
+	if err != nil {
+		p.t.Fatalf("%s: marker: %v", p.name, err)
+	}
 	for {
-		f := p.recv(time.Until(deadline))
-		if f == nil {
+		f := p.recv(waitLimit)
+		switch {
+		case f == nil:
+			p.t.Fatalf("%s: no marker within %v", p.name, waitLimit)
+		case len(f) == 3 && string(f[1]) == "BARRIER" && string(f[2]) == marker:
 			return
+		case len(f) > 2 && string(f[2]) == "HEARTBEAT":
+		default:
+			p.t.Fatalf("%s: unexpected %q", p.name, f)
 		}
-		if len(f) > 2 && string(f[2]) == "HEARTBEAT" {
-			continue
-		}
-		p.t.Fatalf("%s: unexpected %q", p.name, f)
 	}
 }
 

@@ -35,15 +35,18 @@ func TestMalformedInputCatalogue(t *testing.T) {
 	}
 	socks := map[string]string{"front": ts.ep.Frontend, "back": ts.ep.Backend, "admin": ts.ep.Admin, "pubin": ts.ep.PubIn}
 	want := map[DropReason]uint64{}
+	sent := 0
 	for name, ep := range socks {
 		p := ts.dial(ep, "hostile-"+name)
 		for _, sh := range catalogue {
 			p.sendRaw(sh.frames...)
 			want[sh.reason]++
 		}
-		p.quiet(2 * testInterval)
+		sent += len(catalogue)
+		ts.waitFor(name+" drops", func(s Stats) bool { return s.TotalDropped() >= uint64(sent) })
+		p.quiet()
 	}
-	st := ts.waitFor("every drop", func(s Stats) bool { return s.TotalDropped() >= uint64(len(catalogue)*len(socks)) })
+	st := ts.s.Stats()
 	for r, n := range want {
 		if st.Dropped[r] != n {
 			t.Errorf("%s: %d drops, want %d", r, st.Dropped[r], n)
@@ -56,13 +59,14 @@ func TestMalformedInputCatalogue(t *testing.T) {
 	back.send("INFORM", "", "scheduler") // Schedulers belong on the frontend.
 	back.send("INFORM", "{not json", "worker")
 	back.send("INFORM", `[[10, ""]]`, "worker")
-	back.quiet(2 * testInterval) // No ACK for a bad INFORM.
+	ts.waitFor("back's four", func(s Stats) bool { return s.Dropped[DropUnknownPeer] == 1 && s.Dropped[DropBadInform] == 3 })
+	back.quiet() // No ACK for a bad INFORM.
 	front := ts.client("confused-front")
 	front.send("INFORM", `[[10, "q"]]`, "worker") // Job managers belong on the backend.
 	front.send("READY")
 	front.send("KBYE")
-	front.quiet(2 * testInterval)
-	ts.waitFor("bad informs", func(s Stats) bool { return s.Dropped[DropBadInform] == 4 })
+	ts.waitFor("front's three", func(s Stats) bool { return s.Dropped[DropBadInform] == 4 && s.Dropped[DropUnexpected] == 2 })
+	front.quiet()
 
 	checkStillServing(t, ts)
 }

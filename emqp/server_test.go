@@ -73,7 +73,7 @@ func TestRequestForwardedUnchanged(t *testing.T) {
 	}
 	jm.send("READY")
 	ts.waitFor("slot back", func(s Stats) bool { return s.FreeSlots == 1 })
-	c.quiet(3 * testInterval)
+	c.quiet()
 }
 
 // Requests wait in their queue until a slot opens; a queue no job manager
@@ -84,7 +84,7 @@ func TestBufferedAndDefaultQueue(t *testing.T) {
 	id1 := c.request("default", "", "one")
 	id2 := c.request("no-such-queue", "", "two")
 	ts.waitFor("two waiting", func(s Stats) bool { return s.Waiting == 2 })
-	c.quiet(2 * testInterval)       // No ack before dispatch.
+	c.quiet() // No ack before dispatch.
 	jm := ts.jobManager("jm-1", "") // "" means the router's default queues.
 	jm.send("READY")
 	jm.expectRequest(id1, "default", "", "one")
@@ -108,10 +108,10 @@ func TestSlotCredit(t *testing.T) {
 	ids := []string{c.request("default", "", "1"), c.request("default", "", "2"), c.request("default", "", "3")}
 	jm.expectRequest(ids[0], "default", "", "1")
 	jm.expectRequest(ids[1], "default", "", "2")
-	jm.quiet(3 * testInterval)
-	if st := ts.s.Stats(); st.Waiting != 1 || st.FreeSlots != 0 {
+	if st := ts.waitFor("one waiting", func(s Stats) bool { return s.Waiting == 1 }); st.FreeSlots != 0 {
 		t.Fatalf("stats %+v", st)
 	}
+	jm.quiet()
 	jm.send("READY")
 	jm.expectRequest(ids[2], "default", "", "3")
 }
@@ -191,7 +191,7 @@ func TestReplyForwarding(t *testing.T) {
 	// A REPLY for nothing held is dropped and counted.
 	jm.send("REPLY", `{"value": 0}`, "no-such-msgid")
 	ts.waitFor("unknown reply", func(s Stats) bool { return s.Dropped[DropReplyUnknown] == 1 })
-	c.quiet(2 * testInterval)
+	c.quiet()
 }
 
 // A scheduler is a client that asks for replies it cannot use: it gets
@@ -208,7 +208,7 @@ func TestSchedulerRequestGetsAckOnly(t *testing.T) {
 	}
 	jm.send("REPLY", `{"value": null}`, id)
 	ts.waitFor("reply", func(s Stats) bool { return s.Replies == 1 })
-	sc.quiet(2 * testInterval)
+	sc.quiet()
 }
 
 // guarantee: a request whose job manager dies before its REPLY goes to
@@ -235,7 +235,7 @@ func TestGuaranteeRedelivery(t *testing.T) {
 	if st.Redelivered != 1 || st.RepliesForwarded != 0 {
 		t.Fatalf("stats %+v", st)
 	}
-	c.quiet(2 * testInterval) // One ACK only, no forwarded REPLY.
+	c.quiet() // One ACK only, no forwarded REPLY.
 }
 
 // retry-count:N allows N redeliveries; then the request is dropped and
@@ -257,7 +257,8 @@ func TestRetryCountLimitsRedelivery(t *testing.T) {
 	}
 	jm3 := ts.jobManager("jm-3", "")
 	jm3.send("READY")
-	jm3.quiet(3 * testInterval)
+	ts.waitFor("jm-3's slot", func(s Stats) bool { return s.FreeSlots == 1 })
+	jm3.quiet()
 }
 
 // reply-requested without guarantee: lost with its job manager, counted.
@@ -331,7 +332,8 @@ func TestKbye(t *testing.T) {
 	ts.waitFor("leaving", func(s Stats) bool { return s.LeavingWorkers == 1 && s.FreeSlots == 0 })
 	id2 := c.request("default", "", "after")
 	jm.autoBeat = false // EventMQ's job manager stops heartbeating after KBYE.
-	jm.quiet(2 * testInterval)
+	ts.waitFor("request waiting", func(s Stats) bool { return s.Waiting == 1 })
+	jm.quiet()
 	rid := jm.send("REPLY", `{"value": "done"}`, id)
 	if r := c.expect("REPLY"); string(r[3]) != rid || string(r[5]) != id {
 		t.Fatalf("owed reply %q", r)
@@ -496,7 +498,8 @@ func TestAdminCommands(t *testing.T) {
 
 	a := ts.admin("admin:cli")
 	a.send("HELLO")
-	a.quiet(2 * testInterval)
+	ts.waitFor("HELLO", func(s Stats) bool { return s.AdminCommands == 1 })
+	a.quiet()
 
 	st := a.adminJSON("STATUS")
 	for _, key := range []string{"inflight_messages_by_queue", "latency_messages_by_queue",
@@ -656,7 +659,11 @@ func TestShutdownWaitsForInFlight(t *testing.T) {
 		done <- ts.s.Shutdown(ctx)
 	}()
 	// Still serving replies while draining.
-	jm.quiet(2 * testInterval)
+	testutil.Eventually(t, waitLimit, "draining", func() bool {
+		var draining bool
+		return ts.s.inLoop(func() { draining = ts.s.draining }) && draining
+	})
+	jm.quiet()
 	select {
 	case err := <-done:
 		t.Fatalf("Shutdown returned %v with a request in flight", err)
