@@ -5,9 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
-	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -29,13 +26,6 @@ const (
 	testTimeout  = 400 * time.Millisecond
 	waitLimit    = 5 * time.Second
 )
-
-func testLogger() *slog.Logger {
-	if os.Getenv("MDP_TEST_LOG") != "" {
-		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
-	return slog.New(slog.NewTextHandler(io.Discard, nil))
-}
 
 // testServer is a running server and the contexts of the test's peers.
 type testServer struct {
@@ -60,7 +50,7 @@ func startServer(t testing.TB, tweak ...func(*Config)) *testServer {
 		PubOut:            "tcp://127.0.0.1:*",
 		HeartbeatInterval: testInterval,
 		HeartbeatTimeout:  testTimeout,
-		Logger:            testLogger(),
+		Logger:            testutil.Logger(),
 	}
 	for _, f := range tweak {
 		f(&cfg)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/majordomo-go/majordomo/auth"
+	"github.com/majordomo-go/majordomo/internal/testutil"
 )
 
 // curveKeys are a peer's CURVE keys for the pyzmq peers' environment.
@@ -97,11 +98,11 @@ func newSecurityFixture(t *testing.T, policy string) *securityFixture {
 // backend.
 func TestCurveOnEveryFront(t *testing.T) {
 	f := newSecurityFixture(t, "jobs register default\nclient call default\n")
-	a, err := auth.NewAuthenticator(auth.Config{CurveAllowDir: f.allowDir, Logger: testLogger()})
+	a, err := auth.NewAuthenticator(auth.Config{CurveAllowDir: f.allowDir, Logger: testutil.Logger()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	z, err := auth.NewAuthorizer(f.policy, a, testLogger())
+	z, err := auth.NewAuthorizer(f.policy, a, testutil.Logger())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -170,7 +171,7 @@ func TestCurveOnEveryFront(t *testing.T) {
 // address lists still apply to them.
 func TestPlaintextFrontsStillFiltered(t *testing.T) {
 	f := newSecurityFixture(t, "")
-	a, err := auth.NewAuthenticator(auth.Config{CurveAllowDir: f.allowDir, DenyIPs: []string{"127.0.0.0/8"}, Logger: testLogger()})
+	a, err := auth.NewAuthenticator(auth.Config{CurveAllowDir: f.allowDir, DenyIPs: []string{"127.0.0.0/8"}, Logger: testutil.Logger()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -196,12 +197,12 @@ func TestPlaintextFrontsStillFiltered(t *testing.T) {
 // configuration error naming the setting.
 func TestPolicyNeedsAuthentication(t *testing.T) {
 	f := newSecurityFixture(t, "")
-	a, err := auth.NewAuthenticator(auth.Config{CurveAllowDir: f.allowDir, Logger: testLogger()})
+	a, err := auth.NewAuthenticator(auth.Config{CurveAllowDir: f.allowDir, Logger: testutil.Logger()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	z := auth.NewAuthorizerFrom(&auth.Policy{}, a)
-	_, err = New(Config{Frontend: "tcp://127.0.0.1:*", Backend: "tcp://127.0.0.1:*", Logger: testLogger(),
+	_, err = New(Config{Frontend: "tcp://127.0.0.1:*", Backend: "tcp://127.0.0.1:*", Logger: testutil.Logger(),
 		Security: &auth.ServerSecurity{Cert: f.server, Authenticator: a, Plaintext: true}, Authorizer: z})
 	if err == nil || !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "policy") {
 		t.Fatalf("err %v", err)

@@ -84,7 +84,7 @@ func TestBufferedAndDefaultQueue(t *testing.T) {
 	id1 := c.request("default", "", "one")
 	id2 := c.request("no-such-queue", "", "two")
 	ts.waitFor("two waiting", func(s Stats) bool { return s.Waiting == 2 })
-	c.quiet() // No ack before dispatch.
+	c.quiet()                       // No ack before dispatch.
 	jm := ts.jobManager("jm-1", "") // "" means the router's default queues.
 	jm.send("READY")
 	jm.expectRequest(id1, "default", "", "one")
@@ -721,11 +721,11 @@ func TestLifecycle(t *testing.T) {
 	}
 	// A port in use fails New and releases everything.
 	ts := startServer(t)
-	if _, err := New(Config{Frontend: "tcp://127.0.0.1:*", Backend: ts.ep.Backend, Logger: testLogger()}); err == nil {
+	if _, err := New(Config{Frontend: "tcp://127.0.0.1:*", Backend: ts.ep.Backend, Logger: testutil.Logger()}); err == nil {
 		t.Fatal("bound a port in use")
 	}
 	// Close before Run; Run after Close.
-	s, err := New(Config{Frontend: "tcp://127.0.0.1:*", Backend: "tcp://127.0.0.1:*", Logger: testLogger()})
+	s, err := New(Config{Frontend: "tcp://127.0.0.1:*", Backend: "tcp://127.0.0.1:*", Logger: testutil.Logger()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -738,7 +738,7 @@ func TestLifecycle(t *testing.T) {
 		t.Fatalf("Run after Close = %v", err)
 	}
 	// Run twice; context cancellation stops it.
-	s2, err := New(Config{Frontend: "tcp://127.0.0.1:*", Backend: "tcp://127.0.0.1:*", Logger: testLogger()})
+	s2, err := New(Config{Frontend: "tcp://127.0.0.1:*", Backend: "tcp://127.0.0.1:*", Logger: testutil.Logger()})
 	if err != nil {
 		t.Fatal(err)
 	}
