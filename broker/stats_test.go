@@ -1,6 +1,10 @@
 package broker
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/majordomo-go/majordomo/internal/testutil"
+)
 
 // TestReasonNames pins every reason's name, which metrics and logs expose:
 // the names table must follow the constants' order.
@@ -16,28 +20,14 @@ func TestReasonNames(t *testing.T) {
 		DropUnauthorizedCall: "unauthorized_call", DropUnauthorizedReady: "unauthorized_ready",
 		DropClientInFlight: "client_in_flight",
 	}
-	if len(drops) != int(numDropReasons) {
-		t.Fatalf("%d drop reasons pinned, %d defined", len(drops), numDropReasons)
-	}
-	for r, name := range drops {
-		if r.String() != name {
-			t.Errorf("DropReason %d is %q, want %q", r, r.String(), name)
-		}
-	}
+	testutil.PinNames(t, "DropReason", drops, int(numDropReasons))
 	removes := map[RemoveReason]string{
 		RemovedDisconnect: "disconnect", RemovedExpired: "expired", RemovedProtocol: "protocol",
 		RemovedInvalid: "invalid", RemovedMMIService: "mmi_service", RemovedUnreachable: "unreachable",
 		RemovedShutdown: "shutdown", RemovedTooManyServices: "too_many_services",
 		RemovedUnauthorized: "unauthorized",
 	}
-	if len(removes) != int(numRemoveReasons) {
-		t.Fatalf("%d remove reasons pinned, %d defined", len(removes), numRemoveReasons)
-	}
-	for r, name := range removes {
-		if r.String() != name {
-			t.Errorf("RemoveReason %d is %q, want %q", r, r.String(), name)
-		}
-	}
+	testutil.PinNames(t, "RemoveReason", removes, int(numRemoveReasons))
 	if DropReason(200).String() != "drop_reason_200" || RemoveReason(200).String() != "remove_reason_200" {
 		t.Error("unknown reasons must still print")
 	}

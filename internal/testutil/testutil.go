@@ -97,3 +97,21 @@ func Strs(fs [][]byte) []string {
 	}
 	return out
 }
+
+// PinNames checks that every value of an enum has the name the table
+// gives it (the names are what metrics and logs show, so they must not
+// drift) and that the table covers all defined values.
+func PinNames[T interface {
+	~uint8 | ~int
+	String() string
+}](t testing.TB, kind string, names map[T]string, defined int) {
+	t.Helper()
+	if len(names) != defined {
+		t.Fatalf("%d %s names pinned, %d defined", len(names), kind, defined)
+	}
+	for v, name := range names {
+		if v.String() != name {
+			t.Errorf("%s %d is %q, want %q", kind, int(v), v.String(), name)
+		}
+	}
+}
