@@ -128,26 +128,15 @@ func Connect(endpoint string, opts ...Option) (*Client, error) {
 			return nil, err
 		}
 	}
-	if cfg.log == nil {
-		cfg.log = slog.New(slog.DiscardHandler) // WithLogger.
-	}
-	if endpoint == "" {
-		return nil, fmt.Errorf("%w: empty broker endpoint", ErrInvalidOption)
-	}
-	endpoints := append([]string{endpoint}, cfg.brokers...)
-	if len(endpoints) > MaxBrokers {
-		return nil, fmt.Errorf("%w: %d brokers, at most %d", ErrInvalidOption, len(endpoints), MaxBrokers)
-	}
-	for i, ep := range endpoints {
-		if slices.Contains(endpoints[:i], ep) {
-			return nil, fmt.Errorf("%w: broker %q listed twice", ErrInvalidOption, ep)
-		}
+	endpoints, err := cfg.Endpoints(endpoint, MaxBrokers)
+	if err != nil {
+		return nil, invalid(err)
 	}
 	ctxs, err := inproc.Contexts(endpoints)
 	if err != nil {
 		return nil, fmt.Errorf("client: %w", err)
 	}
-	log := cfg.log
+	log := cfg.Log
 	if len(endpoints) == 1 {
 		log = log.With("endpoint", endpoint)
 	}

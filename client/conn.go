@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/majordomo-go/majordomo/internal/peercfg"
 	"github.com/majordomo-go/majordomo/internal/transport"
 )
 
@@ -54,12 +55,8 @@ func newConn(zctx transport.Context, endpoint string, hwm int, sec *transport.Se
 // one. Unsent messages of the old socket are discarded.
 func (c *conn) open() error {
 	c.close()
-	s, err := c.zctx.NewSocket(transport.Dealer, c.opts)
+	s, err := peercfg.Dial(c.zctx, c.endpoint, c.opts)
 	if err != nil {
-		return err
-	}
-	if err := s.Connect(c.endpoint); err != nil {
-		s.Close()
 		return err
 	}
 	c.sock = s

@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/majordomo-go/majordomo/auth"
-	"github.com/majordomo-go/majordomo/internal/secure"
+	"github.com/majordomo-go/majordomo/internal/peercfg"
 	"github.com/majordomo-go/majordomo/internal/transport"
 	"github.com/majordomo-go/majordomo/mdp"
 )
@@ -38,14 +38,12 @@ type config struct {
 	version mdp.Version
 	timeout time.Duration
 	retries int
-	log     *slog.Logger
+	// Common holds the brokers beyond Connect's (WithBrokers), the
+	// security of every socket (WithCurve, WithPlain) and the logger.
+	peercfg.Common
 	// checkFirst asks about the service before a request's first send
 	// (WithServiceCheck).
 	checkFirst bool
-	// security is CURVE or PLAIN for every socket (WithCurve, WithPlain).
-	security *transport.Security
-	// brokers are the brokers beyond Connect's (WithBrokers).
-	brokers []string
 	// sockets bounds the client's sockets to each broker (WithSockets).
 	sockets int
 }
@@ -124,15 +122,7 @@ const MaxBrokers = 64
 // options apply to every broker, so brokers reached with CURVE must share
 // one server key.
 func WithBrokers(endpoints ...string) Option {
-	return func(c *config) error {
-		for _, ep := range endpoints {
-			if ep == "" {
-				return fmt.Errorf("%w: empty broker endpoint", ErrInvalidOption)
-			}
-		}
-		c.brokers = append(c.brokers, endpoints...)
-		return nil
-	}
+	return func(c *config) error { return invalid(c.AddBrokers(endpoints)) }
 }
 
 // WithServiceCheck makes every request (other than mmi.* requests) start
@@ -153,13 +143,7 @@ func WithServiceCheck() Option {
 // anomalies. Without one it logs nothing, as a library should not write to
 // a process's log unasked. It logs nothing on the success path either way.
 func WithLogger(l *slog.Logger) Option {
-	return func(c *config) error {
-		if l == nil {
-			return fmt.Errorf("%w: nil logger", ErrInvalidOption)
-		}
-		c.log = l
-		return nil
-	}
+	return func(c *config) error { return invalid(c.SetLogger(l)) }
 }
 
 // WithCurve encrypts and authenticates the connection with CURVE
@@ -170,36 +154,30 @@ func WithLogger(l *slog.Logger) Option {
 // call, is never answered: the call fails with ErrTimeout, whose message
 // then mentions CURVE.
 func WithCurve(serverKey auth.Key, cert *auth.Cert) Option {
-	return func(c *config) error {
-		sec, err := secure.CurveClient(serverKey, cert, "client")
-		if err != nil {
-			return fmt.Errorf("%w: %w", ErrInvalidOption, err)
-		}
-		c.security = sec
-		return nil
-	}
+	return func(c *config) error { return invalid(c.SetCurve(serverKey, cert, "client")) }
 }
 
 // WithPlain authenticates with a PLAIN user name and password
 // (24/ZMTP-PLAIN). They cross the network in clear: trusted networks only.
 func WithPlain(username, password string) Option {
-	return func(c *config) error {
-		sec, err := secure.PlainClient(username, password)
-		if err != nil {
-			return fmt.Errorf("%w: %w", ErrInvalidOption, err)
-		}
-		c.security = sec
-		return nil
+	return func(c *config) error { return invalid(c.SetPlain(username, password)) }
+}
+
+// invalid wraps an error of a shared option check in ErrInvalidOption.
+func invalid(err error) error {
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidOption, err)
 	}
+	return nil
 }
 
 // timeoutHint is added to ErrTimeout messages when security is on, since a
 // refused handshake or an unauthorized service look like silence.
 func (c *config) timeoutHint() string {
-	if c.security == nil {
+	if c.Security == nil {
 		return ""
 	}
-	if c.security.Mechanism == transport.Curve {
+	if c.Security.Mechanism == transport.Curve {
 		return " (CURVE: the broker may not know this key or this client may not call the service)"
 	}
 	return " (PLAIN: the broker may refuse these credentials or this client may not call the service)"
@@ -209,7 +187,7 @@ func (c *config) timeoutHint() string {
 // force: a broker answers "404" (mmi.service, mmi.workers) for a service
 // this client may neither call nor serve.
 func (c *config) noWorkersHint() string {
-	if c.security == nil {
+	if c.Security == nil {
 		return ""
 	}
 	return " (or this client may not call it)"

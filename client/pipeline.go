@@ -79,7 +79,7 @@ func (c *Client) Pipeline(window int) (*Pipeline, error) {
 	p.box.init()
 	// Room for every outstanding request on both sides of the socket, so
 	// that neither the client nor the broker ever has to drop.
-	conn := newConn(c.zctx, c.endpoint, window+1000, c.cfg.security, false)
+	conn := newConn(c.zctx, c.endpoint, window+1000, c.cfg.Security, false)
 	p.conn = conn
 	c.mu.Lock()
 	defer c.mu.Unlock()

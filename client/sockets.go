@@ -34,7 +34,7 @@ func (c *Client) newOwner(idx int) (*owner, error) {
 		if len(c.endpoints) > 1 {
 			lg = log.With("endpoint", ep)
 		}
-		l := newLink(o, newConn(c.ctxs[i], ep, 10000, c.cfg.security, true), i, lg)
+		l := newLink(o, newConn(c.ctxs[i], ep, 10000, c.cfg.Security, true), i, lg)
 		o.links = append(o.links, l)
 		if err := l.conn.open(); err != nil {
 			o.closeLinks()

@@ -6,8 +6,7 @@ import (
 	"time"
 
 	"github.com/majordomo-go/majordomo/auth"
-	"github.com/majordomo-go/majordomo/internal/secure"
-	"github.com/majordomo-go/majordomo/internal/transport"
+	"github.com/majordomo-go/majordomo/internal/peercfg"
 	"github.com/majordomo-go/majordomo/mdp"
 )
 
@@ -34,9 +33,9 @@ type config struct {
 	concurrency     int
 	shutdownTimeout time.Duration
 	busyLiveness    bool
-	log             *slog.Logger
-	security        *transport.Security // WithCurve, WithPlain; nil: none.
-	brokers         []string            // WithBrokers: brokers beyond New's.
+	// Common holds the brokers beyond New's (WithBrokers), the security
+	// of every socket (WithCurve, WithPlain) and the logger.
+	peercfg.Common
 }
 
 func defaultConfig() config {
@@ -139,15 +138,7 @@ func WithConcurrency(n int) Option {
 // distinct and non-empty. Security options apply to every broker, so
 // brokers reached with CURVE must share one server key.
 func WithBrokers(endpoints ...string) Option {
-	return func(c *config) error {
-		for _, ep := range endpoints {
-			if ep == "" {
-				return fmt.Errorf("%w: empty broker endpoint", ErrInvalidOption)
-			}
-		}
-		c.brokers = append(c.brokers, endpoints...)
-		return nil
-	}
+	return func(c *config) error { return invalid(c.AddBrokers(endpoints)) }
 }
 
 // WithShutdownTimeout sets how long Run waits, once its context is
@@ -168,13 +159,7 @@ func WithShutdownTimeout(d time.Duration) Option {
 // connection changes at Info, lost requests and handler failures at Warn
 // and Error, and nothing per successful request.
 func WithLogger(l *slog.Logger) Option {
-	return func(c *config) error {
-		if l == nil {
-			return fmt.Errorf("%w: nil logger", ErrInvalidOption)
-		}
-		c.log = l
-		return nil
-	}
+	return func(c *config) error { return invalid(c.SetLogger(l)) }
 }
 
 // WithCurve encrypts and authenticates the worker's connections with CURVE
@@ -183,25 +168,19 @@ func WithLogger(l *slog.Logger) Option {
 // whose policy does not let this identity serve the service answers READY
 // with DISCONNECT; the worker logs it and keeps reconnecting with backoff.
 func WithCurve(serverKey auth.Key, cert *auth.Cert) Option {
-	return func(c *config) error {
-		sec, err := secure.CurveClient(serverKey, cert, "worker")
-		if err != nil {
-			return fmt.Errorf("%w: %w", ErrInvalidOption, err)
-		}
-		c.security = sec
-		return nil
-	}
+	return func(c *config) error { return invalid(c.SetCurve(serverKey, cert, "worker")) }
 }
 
 // WithPlain authenticates with a PLAIN user name and password
 // (24/ZMTP-PLAIN). They cross the network in clear: trusted networks only.
 func WithPlain(username, password string) Option {
-	return func(c *config) error {
-		sec, err := secure.PlainClient(username, password)
-		if err != nil {
-			return fmt.Errorf("%w: %w", ErrInvalidOption, err)
-		}
-		c.security = sec
-		return nil
+	return func(c *config) error { return invalid(c.SetPlain(username, password)) }
+}
+
+// invalid wraps an error of a shared option check in ErrInvalidOption.
+func invalid(err error) error {
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidOption, err)
 	}
+	return nil
 }

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/majordomo-go/majordomo/internal/peercfg"
 	"github.com/majordomo-go/majordomo/internal/transport"
 	"github.com/majordomo-go/majordomo/mdp"
 )
@@ -158,12 +159,8 @@ func (s *session) run(ctx context.Context) {
 // Connection": "creating a new socket, connecting it, and then sending a
 // READY command").
 func (s *session) connect() error {
-	sock, err := s.zctx.NewSocket(transport.Dealer, transport.Options{Linger: linger, Security: s.w.cfg.security})
+	sock, err := peercfg.Dial(s.zctx, s.endpoint, transport.Options{Linger: linger, Security: s.w.cfg.Security})
 	if err != nil {
-		return err
-	}
-	if err := sock.Connect(s.endpoint); err != nil {
-		sock.Close()
 		return err
 	}
 	s.sock = sock

@@ -212,8 +212,6 @@ func New(endpoint, service string, h Handler, opts ...Option) (*Worker, error) {
 		return nil, fmt.Errorf("%w: service %q: the mmi. namespace is reserved to the broker", ErrInvalidOption, service)
 	case h == nil:
 		return nil, fmt.Errorf("%w: nil handler", ErrInvalidOption)
-	case endpoint == "":
-		return nil, fmt.Errorf("%w: empty endpoint", ErrInvalidOption)
 	}
 	cfg := defaultConfig()
 	for _, o := range opts {
@@ -221,18 +219,11 @@ func New(endpoint, service string, h Handler, opts ...Option) (*Worker, error) {
 			return nil, err
 		}
 	}
-	if cfg.log == nil {
-		cfg.log = slog.New(slog.DiscardHandler) // WithLogger.
+	endpoints, err := cfg.Endpoints(endpoint, 0)
+	if err != nil {
+		return nil, invalid(err)
 	}
-	endpoints := append([]string{endpoint}, cfg.brokers...)
-	seen := make(map[string]bool, len(endpoints))
-	for _, ep := range endpoints {
-		if seen[ep] {
-			return nil, fmt.Errorf("%w: broker %q listed twice", ErrInvalidOption, ep)
-		}
-		seen[ep] = true
-	}
-	log := cfg.log.With("service", service)
+	log := cfg.Log.With("service", service)
 	if len(endpoints) == 1 {
 		log = log.With("endpoint", endpoint)
 	}
