@@ -2,15 +2,13 @@ package titanic_test
 
 import (
 	"context"
-	"fmt"
-	"os"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/majordomo-go/majordomo/broker"
 	"github.com/majordomo-go/majordomo/client"
+	"github.com/majordomo-go/majordomo/internal/leakcheck"
 	"github.com/majordomo-go/majordomo/internal/testutil"
 	"github.com/majordomo-go/majordomo/internal/testutil/harness"
 	"github.com/majordomo-go/majordomo/titanic"
@@ -20,38 +18,7 @@ import (
 // TestMain fails the run if any goroutine of this project outlives the
 // tests: every test must clean up after itself.
 func TestMain(m *testing.M) {
-	code := m.Run()
-	if code == 0 {
-		if err := checkLeaks(); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
-
-func checkLeaks() error {
-	deadline := time.Now().Add(3 * time.Second)
-	for {
-		buf := make([]byte, 1<<20)
-		buf = buf[:runtime.Stack(buf, true)]
-		var leaked []string
-		for _, g := range strings.Split(string(buf), "\n\n") {
-			for _, p := range []string{"majordomo/client.", "majordomo/worker.", "majordomo/broker.", "majordomo/titanic."} {
-				if strings.Contains(g, p) && !strings.Contains(g, "checkLeaks") {
-					leaked = append(leaked, g)
-					break
-				}
-			}
-		}
-		if len(leaked) == 0 {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("leaked goroutines:\n%s", strings.Join(leaked, "\n\n"))
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	leakcheck.Main(m, "majordomo/client.", "majordomo/worker.", "majordomo/broker.", "majordomo/titanic.")
 }
 
 // testHeartbeat is short so that tests run quickly, but not so short that a

@@ -3,12 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,6 +16,7 @@ import (
 
 	"github.com/majordomo-go/majordomo/broker"
 	"github.com/majordomo-go/majordomo/client"
+	"github.com/majordomo-go/majordomo/internal/leakcheck"
 	"github.com/majordomo-go/majordomo/internal/testutil"
 	"github.com/majordomo-go/majordomo/internal/testutil/harness"
 	"github.com/majordomo-go/majordomo/titanic"
@@ -34,38 +33,7 @@ func TestMain(m *testing.M) {
 		main()
 		return
 	}
-	code := m.Run()
-	if code == 0 {
-		if err := checkLeaks(); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
-
-func checkLeaks() error {
-	deadline := time.Now().Add(3 * time.Second)
-	for {
-		buf := make([]byte, 1<<20)
-		buf = buf[:runtime.Stack(buf, true)]
-		var leaked []string
-		for _, g := range strings.Split(string(buf), "\n\n") {
-			for _, p := range []string{"majordomo/client.", "majordomo/worker.", "majordomo/broker.", "majordomo/titanic.", "os/exec."} {
-				if strings.Contains(g, p) && !strings.Contains(g, "checkLeaks") {
-					leaked = append(leaked, g)
-					break
-				}
-			}
-		}
-		if len(leaked) == 0 {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("leaked goroutines:\n%s", strings.Join(leaked, "\n\n"))
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	leakcheck.Main(m, "majordomo/client.", "majordomo/worker.", "majordomo/broker.", "majordomo/titanic.", "os/exec.")
 }
 
 // testHeartbeat is short so that tests run quickly, but not so short that

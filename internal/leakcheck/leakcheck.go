@@ -11,7 +11,7 @@ import (
 	"time"
 )
 
-// Main runs the tests and then, if they passed, waits up to two seconds for
+// Main runs the tests and then, if they passed, waits up to three seconds for
 // every goroutine whose stack mentions one of the given package paths (for
 // example "majordomo/broker.") to finish; if any remains, it prints their
 // stacks and exits 1. Use it as the body of TestMain.
@@ -27,7 +27,7 @@ func Main(m *testing.M, packages ...string) {
 }
 
 func check(packages []string) error {
-	deadline := time.Now().Add(2 * time.Second)
+	deadline := time.Now().Add(3 * time.Second)
 	for {
 		buf := make([]byte, 1<<20)
 		buf = buf[:runtime.Stack(buf, true)]
