@@ -13,6 +13,8 @@ import (
 
 	"github.com/chromedp/chromedp"
 	"github.com/majordomo-go/majordomo/broker"
+	"github.com/majordomo-go/majordomo/internal/testutil/dealer"
+	"github.com/majordomo-go/majordomo/internal/transport"
 )
 
 // chromiumPath is Debian's chromium, which CI installs (apt-get install
@@ -139,13 +141,12 @@ func TestBrowserStatusPage(t *testing.T) {
 	}
 	waitPolls(t, browser, phase)
 	stopInventory := traffic(t, ep, []string{"inventory.lookup"}, time.Millisecond)
-	rawCtx, raw := socket(t, ep)
+	raw := dealer.Dial(t, ep, transport.Options{})
 	raw.Send([][]byte{[]byte("not MDP")}, false) // A malformed message, dropped and counted.
 	waitPolls(t, browser, phase)
 	stopPayments()
 	waitPolls(t, browser, phase/2)
 	raw.Close()
-	rawCtx.Term()
 	png, err := chromedp.Run(browser, chromedp.FullScreenshot(100))
 	if err != nil {
 		t.Fatalf("screenshot: %v", err)

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/majordomo-go/majordomo/broker"
+	"github.com/majordomo-go/majordomo/internal/testutil/dealer"
+	"github.com/majordomo-go/majordomo/internal/transport"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	dto "github.com/prometheus/client_model/go"
@@ -138,13 +140,12 @@ func TestMetricsAfterTraffic(t *testing.T) {
 	}
 	c.send(t, "nobody", "q1")
 	c.send(t, "nobody", "q2")
-	rawCtx, raw := socket(t, ep)
+	raw := dealer.Dial(t, ep, transport.Options{})
 	raw.Send([][]byte{[]byte("garbage")}, false) // Malformed: bad header.
 	waitStatus(t, b, "queued and dropped", func(st broker.Status) bool {
 		return st.Queued == 2 && st.DroppedBy(broker.DropHeader) == 1 && st.RemovedBy(broker.RemovedDisconnect) == 1
 	})
 	raw.Close()
-	rawCtx.Term()
 
 	_, base := startServer(t, b, 100)
 	fams := scrape(t, base)

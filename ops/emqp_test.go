@@ -5,10 +5,12 @@ import (
 	"io"
 	"log/slog"
 	"testing"
-	"time"
 
 	"github.com/majordomo-go/majordomo/broker"
 	"github.com/majordomo-go/majordomo/emqp"
+	"github.com/majordomo-go/majordomo/internal/testutil"
+	"github.com/majordomo-go/majordomo/internal/testutil/dealer"
+	"github.com/majordomo-go/majordomo/internal/transport"
 )
 
 // TestEMQPMetrics: a job manager's INFORM and a client's REQUEST show up in
@@ -28,9 +30,7 @@ func TestEMQPMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	eps := e.Endpoints()
-	zc, jm := socket(t, eps.Backend)
-	defer zc.Term()
-	defer jm.Close()
+	jm := dealer.Dial(t, eps.Backend, transport.Options{})
 	str := func(ss ...string) [][]byte {
 		out := make([][]byte, len(ss))
 		for i, s := range ss {
@@ -41,22 +41,11 @@ func TestEMQPMetrics(t *testing.T) {
 	jm.Send(str("", "eMQP/1.0", "INFORM", "m1", `[[10, "jobs"]]`, "worker"), false)
 	// The queue exists once the INFORM is in; a REQUEST before that would
 	// go to the default queue, as in EventMQ.
-	for deadline := time.Now().Add(5 * time.Second); e.Status().Stats.Workers < 1; {
-		if time.Now().After(deadline) {
-			t.Fatal("job manager never registered")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	zc2, cl := socket(t, eps.Frontend)
-	defer zc2.Term()
-	defer cl.Close()
+	testutil.Eventually(t, testutil.WaitLimit, "the job manager registered", func() bool { return e.Status().Stats.Workers == 1 })
+	cl := dealer.Dial(t, eps.Frontend, transport.Options{})
 	cl.Send(str("", "eMQP/1.0", "REQUEST", "r1", "jobs", "", "payload"), false)
-	deadline := time.Now().Add(5 * time.Second)
-	for e.Status().Requests < 1 || e.Status().Stats.Workers < 1 {
-		if time.Now().After(deadline) {
-			t.Fatalf("eMQP traffic not seen: %+v", e.Status().Stats)
-		}
-		time.Sleep(10 * time.Millisecond)
+	if !testutil.Poll(testutil.WaitLimit, func() bool { return e.Status().Requests >= 1 && e.Status().Stats.Workers >= 1 }) {
+		t.Fatalf("eMQP traffic not seen: %+v", e.Status().Stats)
 	}
 	fams := scrape(t, base)
 	if got := value(t, fams, "mdbroker_emqp_requests_total"); got != 1 {

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/majordomo-go/majordomo/broker"
+	"github.com/majordomo-go/majordomo/internal/testutil"
+	"github.com/majordomo-go/majordomo/internal/testutil/dealer"
 	"github.com/majordomo-go/majordomo/internal/transport"
 	"github.com/majordomo-go/majordomo/mdp"
 )
@@ -60,12 +62,7 @@ func startBroker(t *testing.T, cfg broker.Config) *broker.Broker {
 	}
 	done := make(chan error, 1)
 	go func() { done <- b.Run(context.Background()) }()
-	for deadline := time.Now().Add(5 * time.Second); b.Status().Now.IsZero(); {
-		if time.Now().After(deadline) {
-			t.Fatal("broker did not start")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	testutil.Eventually(t, testutil.WaitLimit, "the broker to start", func() bool { return !b.Status().Now.IsZero() })
 	t.Cleanup(func() {
 		b.Close()
 		if err := <-done; err != nil {
@@ -73,24 +70,6 @@ func startBroker(t *testing.T, cfg broker.Config) *broker.Broker {
 		}
 	})
 	return b
-}
-
-// socket opens a DEALER connected to ep, closed when the test ends unless
-// the caller closes it first.
-func socket(t *testing.T, ep string) (transport.Context, transport.Socket) {
-	t.Helper()
-	zctx, err := transport.NewContext()
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := zctx.NewSocket(transport.Dealer, transport.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Connect(ep); err != nil {
-		t.Fatal(err)
-	}
-	return zctx, s
 }
 
 // fakeWorker is an 18/MDP worker on its own goroutine: it heartbeats and
@@ -104,7 +83,7 @@ type fakeWorker struct {
 
 func startWorker(t *testing.T, ep, service string, delay time.Duration, hold bool) *fakeWorker {
 	t.Helper()
-	zctx, s := socket(t, ep)
+	s := dealer.Dial(t, ep, transport.Options{})
 	send := func(m *mdp.Message) {
 		f, err := mdp.Encode(m)
 		if err == nil {
@@ -119,7 +98,6 @@ func startWorker(t *testing.T, ep, service string, delay time.Duration, hold boo
 	send(&mdp.Message{Version: mdp.V2, Role: mdp.RoleWorker, Command: mdp.Ready, Service: []byte(service)})
 	go func() {
 		defer close(w.done)
-		defer zctx.Term()
 		defer s.Close()
 		beat := time.NewTicker(50 * time.Millisecond)
 		defer beat.Stop()
@@ -162,15 +140,13 @@ func (w *fakeWorker) close() {
 
 // fakeClient is an 18/MDP client on its own goroutine.
 type fakeClient struct {
-	zctx transport.Context
-	s    transport.Socket
-	mu   sync.Mutex
+	s  *dealer.Socket
+	mu sync.Mutex
 }
 
 func newClient(t *testing.T, ep string) *fakeClient {
 	t.Helper()
-	zctx, s := socket(t, ep)
-	c := &fakeClient{zctx: zctx, s: s}
+	c := &fakeClient{s: dealer.Dial(t, ep, transport.Options{})}
 	t.Cleanup(c.close)
 	return c
 }
@@ -180,7 +156,6 @@ func (c *fakeClient) close() {
 	defer c.mu.Unlock()
 	if c.s != nil {
 		c.s.Close()
-		c.zctx.Term()
 		c.s = nil
 	}
 }
@@ -246,7 +221,7 @@ func traffic(t *testing.T, ep string, services []string, pause time.Duration) (s
 					counts[svc]++
 					mu.Unlock()
 				}
-				time.Sleep(pause)
+				time.Sleep(pause) // Pacing: the load the page is to show.
 			}
 		}()
 	}
@@ -269,15 +244,9 @@ func traffic(t *testing.T, ep string, services []string, pause time.Duration) (s
 // waitStatus polls b until cond holds.
 func waitStatus(t *testing.T, b *broker.Broker, what string, cond func(broker.Status) bool) broker.Status {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		st := b.Status()
-		if cond(st) {
-			return st
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s; status %+v", what, st.Stats)
-		}
-		time.Sleep(10 * time.Millisecond)
+	var st broker.Status
+	if !testutil.Poll(10*time.Second, func() bool { st = b.Status(); return cond(st) }) {
+		t.Fatalf("timed out waiting for %s; status %+v", what, st.Stats)
 	}
+	return st
 }
