@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/majordomo-go/majordomo/internal/testutil/dealer"
 	"github.com/majordomo-go/majordomo/internal/transport"
 	"github.com/majordomo-go/majordomo/mdp"
 )
@@ -129,27 +130,13 @@ func (p *proc) wait(d time.Duration) int {
 
 // rawPeer is a DEALER speaking MDP frame by frame.
 type rawPeer struct {
-	t    *testing.T
-	zctx transport.Context
-	s    transport.Socket
+	t *testing.T
+	s *dealer.Socket
 }
 
 func newRawPeer(t *testing.T, ep string) *rawPeer {
 	t.Helper()
-	zctx, err := transport.NewContext()
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := zctx.NewSocket(transport.Dealer, transport.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Connect(ep); err != nil {
-		t.Fatal(err)
-	}
-	p := &rawPeer{t: t, zctx: zctx, s: s}
-	t.Cleanup(func() { s.Close(); zctx.Term() })
-	return p
+	return &rawPeer{t: t, s: dealer.Dial(t, ep, transport.Options{})}
 }
 
 func (p *rawPeer) send(m *mdp.Message) {

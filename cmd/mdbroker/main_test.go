@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/majordomo-go/majordomo/internal/testutil"
+	"github.com/majordomo-go/majordomo/internal/testutil/dealer"
 	"github.com/majordomo-go/majordomo/internal/transport"
 	"github.com/majordomo-go/majordomo/mdp"
 )
@@ -72,34 +74,19 @@ func TestSignalShutdown(t *testing.T) {
 	}
 	defer cmd.Process.Kill()
 
-	zctx, err := transport.NewContext()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer zctx.Term()
-	w, err := zctx.NewSocket(transport.Dealer, transport.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
-	if err := w.Connect(ep); err != nil {
-		t.Fatal(err)
-	}
+	w := dealer.Dial(t, ep, transport.Options{})
 	ready, _ := mdp.Encode(&mdp.Message{Version: mdp.V1, Role: mdp.RoleWorker, Command: mdp.Ready, Service: []byte("echo")})
 	if err := w.Send(ready, false); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(logs.String(), "worker registered") {
-		if time.Now().After(deadline) {
-			t.Fatalf("worker never registered; logs:\n%s", logs.String())
-		}
-		time.Sleep(20 * time.Millisecond)
+	if !testutil.Poll(10*time.Second, func() bool { return strings.Contains(logs.String(), "worker registered") }) {
+		t.Fatalf("worker never registered; logs:\n%s", logs.String())
 	}
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	gotDisconnect := false
+	deadline := time.Now().Add(10 * time.Second)
 	for !gotDisconnect && time.Now().Before(deadline) {
 		ok, err := w.WaitReadable(100 * time.Millisecond)
 		if err != nil {
