@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"slices"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -78,45 +77,8 @@ func TestTimeoutAfterRetries(t *testing.T) {
 // the same port: Lazy Pirate resends on a new socket and the reply comes.
 func TestRetryAcrossBrokerRestart(t *testing.T) {
 	b := harness.StartBroker(t)
-	var calls atomic.Int32
-	got := make(chan struct{}, 10)
-	harness.RunWorker(t, b.Endpoint, "svc", worker.HandlerFunc(func(ctx context.Context, req *worker.Request) ([][]byte, error) {
-		n := calls.Add(1)
-		got <- struct{}{}
-		if n == 1 {
-			<-ctx.Done() // Held until the broker goes away.
-			return nil, context.Cause(ctx)
-		}
-		return req.Body, nil
-	}))
-	c := harness.Connect(t, b.Endpoint, client.WithTimeout(300*time.Millisecond), client.WithRetries(10))
-	harness.WaitService(t, c, "svc")
-
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	type result struct {
-		rep [][]byte
-		err error
-	}
-	res := make(chan result, 1)
-	go func() {
-		rep, err := c.Request(ctx, "svc", []byte("survivor"))
-		res <- result{rep, err}
-	}()
-	select {
-	case <-got:
-	case <-ctx.Done():
-		t.Fatal("request never reached the worker")
-	}
-	b.Restart()
-	r := <-res
-	if r.err != nil {
-		t.Fatalf("request across restart: %v", r.err)
-	}
-	if string(r.rep[0]) != "survivor" {
-		t.Fatalf("reply %q", r.rep)
-	}
-	if n := calls.Load(); n < 2 {
+	n := requestAcross(t, b, 10*time.Second, b.Restart, client.WithTimeout(300*time.Millisecond), client.WithRetries(10))
+	if n < 2 {
 		t.Fatalf("handler ran %d times, want a second attempt", n)
 	}
 }

@@ -142,45 +142,12 @@ func TestSlowWorkerRunsOnce(t *testing.T) {
 func TestResendAfterBrokerDown(t *testing.T) {
 	const timeout = 100 * time.Millisecond
 	b := harness.StartBroker(t)
-	var runs atomic.Int32
-	got := make(chan struct{}, 10)
-	harness.RunWorker(t, b.Endpoint, "svc", worker.HandlerFunc(func(ctx context.Context, req *worker.Request) ([][]byte, error) {
-		if runs.Add(1) == 1 {
-			got <- struct{}{}
-			<-ctx.Done() // Held until the broker goes away.
-			return nil, context.Cause(ctx)
-		}
-		return req.Body, nil
-	}))
-	c := harness.Connect(t, b.Endpoint, client.WithTimeout(timeout), client.WithRetries(20))
-	harness.WaitService(t, c, "svc")
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	type result struct {
-		rep [][]byte
-		err error
-	}
-	res := make(chan result, 1)
-	go func() {
-		rep, err := c.Request(ctx, "svc", []byte("survivor"))
-		res <- result{rep, err}
-	}()
-	select {
-	case <-got:
-	case <-ctx.Done():
-		t.Fatal("request never reached the worker")
-	}
-	b.Stop()
-	time.Sleep(5 * timeout) // Down for several attempts: questions unanswered.
-	b.Restart()
-	r := <-res
-	if r.err != nil {
-		t.Fatalf("request across the outage: %v", r.err)
-	}
-	if string(r.rep[0]) != "survivor" {
-		t.Fatalf("reply %q", r.rep)
-	}
-	if n := runs.Load(); n != 2 {
+	n := requestAcross(t, b, 20*time.Second, func() {
+		b.Stop()
+		time.Sleep(5 * timeout) // Down for several attempts: questions unanswered.
+		b.Restart()
+	}, client.WithTimeout(timeout), client.WithRetries(20))
+	if n != 2 {
 		t.Fatalf("handler ran %d times, want 2 (once per broker)", n)
 	}
 }
