@@ -101,27 +101,7 @@ func (s *server) restart() {
 
 func runWorker(t testing.TB, endpoint, service string, h worker.HandlerFunc, opts ...worker.Option) (stop func()) {
 	t.Helper()
-	opts = append([]worker.Option{worker.WithHeartbeat(testHeartbeat), worker.WithLogger(testutil.Logger()),
-		worker.WithReconnect(10*time.Millisecond, 100*time.Millisecond)}, opts...)
-	w, err := worker.New(endpoint, service, h, opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		w.Run(ctx)
-	}()
-	var stopped bool
-	stop = func() {
-		if !stopped {
-			stopped = true
-			cancel()
-			<-done
-		}
-	}
-	t.Cleanup(stop)
+	_, stop = harness.StartWorker(t, endpoint, service, h, append([]worker.Option{worker.WithHeartbeat(testHeartbeat)}, opts...)...)
 	return stop
 }
 
@@ -129,12 +109,7 @@ func echo(ctx context.Context, req *worker.Request) ([][]byte, error) { return r
 
 func connect(t testing.TB, endpoint string) *client.Client {
 	t.Helper()
-	c, err := client.Connect(endpoint, client.WithLogger(testutil.Logger()), client.WithTimeout(2*time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c
+	return harness.Connect(t, endpoint, client.WithTimeout(2*time.Second))
 }
 
 // call sends one raw request and returns the reply frames as strings.
@@ -142,11 +117,7 @@ func call(t testing.TB, c *client.Client, service string, body ...string) []stri
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	fr := make([][]byte, len(body))
-	for i, b := range body {
-		fr[i] = []byte(b)
-	}
-	rep, err := c.Request(ctx, service, fr...)
+	rep, err := c.Request(ctx, service, testutil.Frames(body...)...)
 	if err != nil {
 		t.Fatalf("%s %q: %v", service, body, err)
 	}

@@ -6,6 +6,7 @@ package harness
 
 import (
 	"context"
+	"sync"
 	"testing"
 	"time"
 
@@ -101,6 +102,15 @@ func (tb *Broker) Restart() {
 // RunWorker runs a worker until the test ends.
 func RunWorker(t testing.TB, endpoint, service string, h worker.Handler, opts ...worker.Option) *worker.Worker {
 	t.Helper()
+	w, _ := StartWorker(t, endpoint, service, h, opts...)
+	return w
+}
+
+// StartWorker is RunWorker that also returns a stop function, which ends
+// the worker's Run and waits for it (later calls and the test's end do
+// nothing more).
+func StartWorker(t testing.TB, endpoint, service string, h worker.Handler, opts ...worker.Option) (*worker.Worker, func()) {
+	t.Helper()
 	opts = append([]worker.Option{worker.WithHeartbeat(Heartbeat), worker.WithLogger(testutil.Logger()),
 		worker.WithReconnect(10*time.Millisecond, 200*time.Millisecond)}, opts...)
 	w, err := worker.New(endpoint, service, h, opts...)
@@ -115,11 +125,15 @@ func RunWorker(t testing.TB, endpoint, service string, h worker.Handler, opts ..
 			t.Errorf("worker.Run: %v", err)
 		}
 	}()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-	})
-	return w
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			<-done
+		})
+	}
+	t.Cleanup(stop)
+	return w, stop
 }
 
 // Echo is a handler that replies with the request body.
