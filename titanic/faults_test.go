@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/majordomo-go/majordomo/client"
 	"github.com/majordomo-go/majordomo/internal/testutil"
 	"github.com/majordomo-go/majordomo/titanic"
 	"github.com/majordomo-go/majordomo/worker"
@@ -37,11 +38,10 @@ func (f *faultStore) Get(id titanic.ID) (titanic.Entry, error) {
 	return f.Store.Get(id)
 }
 
-// TestStoreFailures: when the store fails, every service answers 500 (9/TSP:
-// "The server cannot complete the request due to some internal error. The
-// client SHOULD retry"), nothing crashes, and service resumes when the store
-// does.
-func TestStoreFailures(t *testing.T) {
+// startFaulty runs a broker and a Titanic server whose bolt store fails
+// on demand, and connects a client.
+func startFaulty(t *testing.T) (string, *faultStore, *server, *client.Client) {
+	t.Helper()
 	ep := startBroker(t)
 	b, err := titanic.OpenBolt(filepath.Join(t.TempDir(), "t.db"), titanic.BoltOptions{})
 	if err != nil {
@@ -50,8 +50,15 @@ func TestStoreFailures(t *testing.T) {
 	fs := &faultStore{Store: b}
 	cfg := testConfig(ep, "")
 	cfg.Store = fs
-	srv := startTitanic(t, cfg)
-	c := connect(t, ep)
+	return ep, fs, startTitanic(t, cfg), connect(t, ep)
+}
+
+// TestStoreFailures: when the store fails, every service answers 500 (9/TSP:
+// "The server cannot complete the request due to some internal error. The
+// client SHOULD retry"), nothing crashes, and service resumes when the store
+// does.
+func TestStoreFailures(t *testing.T) {
+	_, fs, srv, c := startFaulty(t)
 	id := submit(t, c, "nobody", "x")
 
 	fs.failCommit.Store(true)
@@ -126,16 +133,7 @@ func TestConfigErrors(t *testing.T) {
 // TestReplyStoreRetry: a reply whose commit fails is kept and stored again
 // later; the request is not sent to the worker again.
 func TestReplyStoreRetry(t *testing.T) {
-	ep := startBroker(t)
-	b, err := titanic.OpenBolt(filepath.Join(t.TempDir(), "t.db"), titanic.BoltOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	fs := &faultStore{Store: b}
-	cfg := testConfig(ep, "")
-	cfg.Store = fs
-	srv := startTitanic(t, cfg)
-	c := connect(t, ep)
+	ep, fs, srv, c := startFaulty(t)
 	id := submit(t, c, "later", "x")
 	fs.failCommit.Store(true)
 	var calls atomic.Int32
