@@ -1,17 +1,12 @@
 package main
 
 import (
-	"context"
-	"errors"
 	"os"
 	"strconv"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/majordomo-go/majordomo/client"
-	"github.com/majordomo-go/majordomo/titanic"
 )
 
 // TestCrashSafety runs mdtitanic as a real child process, loads it with
@@ -56,60 +51,23 @@ func TestCrashSafety(t *testing.T) {
 
 	// Load: many clients, each submitting one request after another.
 	const clients = 24
-	var (
-		ackMu   sync.Mutex
-		acked   = make(map[string]string) // request id -> UUID
-		nextID  atomic.Int64
-		sent    atomic.Int64
-		loadCtx context.Context
-	)
-	loadCtx, stopLoad := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
 	conns := make([]*client.Client, clients)
 	for i := range conns {
 		conns[i] = connect(t, ep, 2*time.Second, 0) // A lost submission is simply unacknowledged.
 	}
 	start := time.Now()
-	for _, c := range conns {
-		wg.Go(func() {
-			for loadCtx.Err() == nil {
-				id := "r" + strconv.FormatInt(nextID.Add(1), 10)
-				sent.Add(1)
-				rep, err := c.Request(loadCtx, titanic.ServiceRequest, []byte("count"), []byte(id))
-				if err != nil {
-					continue // Killed mid-request: unacknowledged, maybe stored.
-				}
-				if len(rep) == 2 && string(rep[0]) == "200" {
-					ackMu.Lock()
-					acked[id] = string(rep[1])
-					ackMu.Unlock()
-				} else {
-					t.Errorf("titanic.request: %q", rep)
-				}
-			}
-		})
-	}
-	ackCount := func() int { ackMu.Lock(); defer ackMu.Unlock(); return len(acked) }
-	for ackCount() < total {
-		if ch.exited() {
-			t.Fatalf("mdtitanic exited: %v\n%s", ch.err, ch.stderr)
-		}
-		if time.Since(start) > 60*time.Second {
-			t.Fatalf("only %d submissions acknowledged in 60s", ackCount())
-		}
-		time.Sleep(time.Millisecond)
-	}
+	ld := startLoad(t, conns)
+	ld.waitAcked(t, total, ch)
 	// Kill 1: mid-load, clients still submitting, the worker still serving.
 	ch.kill()
 	loadTime := time.Since(start)
-	stopLoad()
-	wg.Wait()
+	ld.stop()
 	served.mu.Lock()
 	servedAtKill := len(served.n)
 	served.mu.Unlock()
-	nAcked := ackCount()
+	nAcked := ld.count()
 	t.Logf("kill 1 after %v: %d acknowledged (%.0f/s), %d sent, %d served by the worker",
-		loadTime, nAcked, float64(nAcked)/loadTime.Seconds(), sent.Load(), servedAtKill)
+		loadTime, nAcked, float64(nAcked)/loadTime.Seconds(), ld.sent.Load(), servedAtKill)
 
 	// Restart; kill 2 while it re-dispatches; restart again.
 	ch = startChild(t, "", args...)
@@ -120,51 +78,8 @@ func TestCrashSafety(t *testing.T) {
 	waitTitanic(t, probe, ch)
 
 	// Every acknowledged request's reply becomes available; none is lost.
-	ackMu.Lock()
-	ids := make([]string, 0, len(acked))
-	for id := range acked {
-		ids = append(ids, id)
-	}
-	ackMu.Unlock()
-	replies := make(map[string][]string, len(ids))
-	var repMu sync.Mutex
-	deadline := time.Now().Add(60 * time.Second)
-	for i, c := range conns[:16] {
-		wg.Go(func() {
-			for j := i; j < len(ids); j += 16 {
-				id := ids[j]
-				uuid := acked[id]
-				for {
-					rep, err := c.Request(context.Background(), titanic.ServiceReply, []byte(uuid))
-					if err != nil && !errors.Is(err, client.ErrTimeout) {
-						t.Errorf("titanic.reply: %v", err)
-						return
-					}
-					if err == nil {
-						switch string(rep[0]) {
-						case "200":
-							repMu.Lock()
-							replies[id] = strs(rep[1:])
-							repMu.Unlock()
-						case "300":
-						default:
-							t.Errorf("request %s (UUID %s), acknowledged before the kill: titanic.reply says %q", id, uuid, rep)
-							return
-						}
-						if string(rep[0]) == "200" {
-							break
-						}
-					}
-					if time.Now().After(deadline) {
-						t.Errorf("request %s (UUID %s): no reply within 60s", id, uuid)
-						return
-					}
-					time.Sleep(5 * time.Millisecond)
-				}
-			}
-		})
-	}
-	wg.Wait()
+	acked, ids := ld.acked, ld.ids()
+	replies := collectReplies(t, conns[:16], acked, ids)
 	if t.Failed() {
 		t.Fatalf("mdtitanic stderr:\n%s", ch.stderr)
 	}

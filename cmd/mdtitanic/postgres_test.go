@@ -3,12 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
-	"errors"
 	"os"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -16,7 +13,6 @@ import (
 
 	"github.com/majordomo-go/majordomo/client"
 	"github.com/majordomo-go/majordomo/internal/pgtest"
-	"github.com/majordomo-go/majordomo/titanic"
 )
 
 // TestBadPostgresStore: an unreachable database is one line naming it,
@@ -62,91 +58,24 @@ func TestPostgresLeaseTakeover(t *testing.T) {
 	waitTitanic(t, probe1, a)
 	waitTitanic(t, probe2, b)
 
-	var (
-		ackMu  sync.Mutex
-		acked  = make(map[string]string) // request id -> UUID
-		nextID atomic.Int64
-	)
-	loadCtx, stopLoad := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	for range 8 {
-		c := connect(t, ep1, 2*time.Second, 0)
-		wg.Go(func() {
-			for loadCtx.Err() == nil {
-				id := "r" + strconv.FormatInt(nextID.Add(1), 10)
-				rep, err := c.Request(loadCtx, titanic.ServiceRequest, []byte("count"), []byte(id))
-				if err != nil {
-					continue // A killed mid-request: unacknowledged, maybe stored.
-				}
-				if len(rep) == 2 && string(rep[0]) == "200" {
-					ackMu.Lock()
-					acked[id] = string(rep[1])
-					ackMu.Unlock()
-				} else {
-					t.Errorf("titanic.request: %q", rep)
-				}
-			}
-		})
+	clients := make([]*client.Client, 8)
+	for i := range clients {
+		clients[i] = connect(t, ep1, 2*time.Second, 0)
 	}
-	ackCount := func() int { ackMu.Lock(); defer ackMu.Unlock(); return len(acked) }
-	start := time.Now()
-	for ackCount() < total {
-		if a.exited() {
-			t.Fatalf("mdtitanic A exited: %v\n%s", a.err, a.stderr)
-		}
-		if time.Since(start) > 60*time.Second {
-			t.Fatalf("only %d submissions acknowledged in 60s", ackCount())
-		}
-		time.Sleep(time.Millisecond)
-	}
+	ld := startLoad(t, clients)
+	ld.waitAcked(t, total, a)
 	a.kill() // Mid-load: clients still submitting, workers still serving.
 	killed := time.Now()
-	stopLoad()
-	wg.Wait()
+	ld.stop()
 	served.mu.Lock()
 	servedAtKill := len(served.n)
 	served.mu.Unlock()
 
-	ackMu.Lock()
-	ids := make([]string, 0, len(acked))
-	for id := range acked {
-		ids = append(ids, id)
+	acked, ids := ld.acked, ld.ids()
+	for i := range clients {
+		clients[i] = connect(t, ep2, 2*time.Second, 3)
 	}
-	ackMu.Unlock()
-	replies := make(map[string][]string, len(ids))
-	var repMu sync.Mutex
-	deadline := time.Now().Add(60 * time.Second)
-	for i := range 8 {
-		c := connect(t, ep2, 2*time.Second, 3)
-		wg.Go(func() {
-			for j := i; j < len(ids); j += 8 {
-				id := ids[j]
-				for {
-					rep, err := c.Request(context.Background(), titanic.ServiceReply, []byte(acked[id]))
-					if err != nil && !errors.Is(err, client.ErrTimeout) {
-						t.Errorf("titanic.reply: %v", err)
-						return
-					}
-					if err == nil && string(rep[0]) == "200" {
-						repMu.Lock()
-						replies[id] = strs(rep[1:])
-						repMu.Unlock()
-						break
-					}
-					if err == nil && string(rep[0]) != "300" {
-						t.Errorf("request %s (UUID %s), acknowledged by A: titanic.reply through B says %q", id, acked[id], rep)
-						return
-					}
-					if time.Now().After(deadline) {
-						t.Errorf("request %s (UUID %s): no reply within 60s", id, acked[id])
-						return
-					}
-					time.Sleep(5 * time.Millisecond)
-				}
-			}
-		})
-	}
-	wg.Wait()
+	replies := collectReplies(t, clients, acked, ids)
 	allAnswered := time.Since(killed)
 	if t.Failed() {
 		t.Fatalf("mdtitanic B stderr:\n%s", b.stderr)
