@@ -6,7 +6,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -67,7 +66,7 @@ func TestSignalShutdown(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, "--endpoint", ep, "--heartbeat", "100ms")
-	logs := &syncBuffer{}
+	logs := &testutil.SyncBuffer{}
 	cmd.Stderr = logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -110,31 +109,13 @@ func TestSignalShutdown(t *testing.T) {
 	}
 }
 
-// syncBuffer lets the test read the child's stderr while exec writes it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // TestReloadReadsInjectedEnvironment: SIGHUP reads the environment runWith
 // was given, not the process's: a setting that came from it is unchanged
 // by a reload. The signals go to this test process, which runWith has
 // asked for them (signal.Notify) before the broker starts.
 func TestReloadReadsInjectedEnvironment(t *testing.T) {
 	ep := "ipc://" + filepath.Join(t.TempDir(), "broker.ipc")
-	logs := &syncBuffer{}
+	logs := &testutil.SyncBuffer{}
 	done := make(chan int, 1)
 	go func() {
 		done <- runWith(nil, []string{"MDBROKER_ENDPOINT=" + ep, "MDBROKER_MAX_QUEUE=7"}, logs, logs)

@@ -1,7 +1,6 @@
 package app
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -18,40 +17,18 @@ import (
 	"github.com/majordomo-go/majordomo/auth"
 	"github.com/majordomo-go/majordomo/client"
 	"github.com/majordomo-go/majordomo/internal/config"
+	"github.com/majordomo-go/majordomo/internal/testutil"
 )
 
-// syncBuffer collects the logs while the app writes them.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // waitLog waits for a log line matching re.
-func waitLog(t *testing.T, logs *syncBuffer, re string) string {
+func waitLog(t *testing.T, logs *testutil.SyncBuffer, re string) string {
 	t.Helper()
 	rx := regexp.MustCompile(re)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if m := rx.FindString(logs.String()); m != "" {
-			return m
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no log line matching %q; logs:\n%s", re, logs.String())
-		}
-		time.Sleep(10 * time.Millisecond)
+	var m string
+	if !testutil.Poll(10*time.Second, func() bool { m = rx.FindString(logs.String()); return m != "" }) {
+		t.Fatalf("no log line matching %q; logs:\n%s", re, logs.String())
 	}
+	return m
 }
 
 func load(t *testing.T, args ...string) *config.Loaded {
@@ -77,7 +54,7 @@ func freePort(t *testing.T) int {
 // running is an App whose Run goroutine the test ends.
 type running struct {
 	a       *App
-	logs    *syncBuffer
+	logs    *testutil.SyncBuffer
 	signals chan os.Signal
 	cancel  context.CancelFunc
 	done    chan error
@@ -85,7 +62,7 @@ type running struct {
 
 func start(t *testing.T, l *config.Loaded, reload func() (*config.Loaded, error)) *running {
 	t.Helper()
-	r := &running{logs: &syncBuffer{}, signals: make(chan os.Signal, 4), done: make(chan error, 1)}
+	r := &running{logs: &testutil.SyncBuffer{}, signals: make(chan os.Signal, 4), done: make(chan error, 1)}
 	a, err := New(Options{Loaded: l, Log: r.logs, Signals: r.signals, Reload: reload})
 	if err != nil {
 		t.Fatal(err)
@@ -153,7 +130,7 @@ func TestSecurityErrors(t *testing.T) {
 		{[]string{"--policy", policy}, "--policy needs authenticated peers"},
 		{[]string{"--plain-endpoint", "tcp://127.0.0.1:*"}, "--plain-endpoint needs --curve-secret-key"},
 	} {
-		_, err := New(Options{Loaded: load(t, append(tc.args, "--endpoint", ep)...), Log: &syncBuffer{}})
+		_, err := New(Options{Loaded: load(t, append(tc.args, "--endpoint", ep)...), Log: &testutil.SyncBuffer{}})
 		if err == nil || !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "\n") {
 			t.Errorf("%q: %v; want one line with %q wrapping ErrConfig", tc.args, err, tc.want)
 		}
@@ -161,7 +138,7 @@ func TestSecurityErrors(t *testing.T) {
 	if err := os.Chmod(secret, 0o640); err != nil {
 		t.Fatal(err)
 	}
-	_, err = New(Options{Loaded: load(t, "--endpoint", ep, "--curve-secret-key", secret), Log: &syncBuffer{}})
+	_, err = New(Options{Loaded: load(t, "--endpoint", ep, "--curve-secret-key", secret), Log: &testutil.SyncBuffer{}})
 	if !errors.Is(err, auth.ErrPermissions) || !errors.Is(err, ErrConfig) {
 		t.Fatalf("group-readable secret key: %v", err)
 	}
@@ -220,7 +197,7 @@ func TestFailedNewReleases(t *testing.T) {
 	}
 	_, err := New(Options{Loaded: load(t, "--endpoint", fmt.Sprintf("tcp://127.0.0.1:%d", ep),
 		"--emqp-frontend", fmt.Sprintf("tcp://127.0.0.1:%d", front), "--emqp-backend", fmt.Sprintf("tcp://127.0.0.1:%d", back),
-		"--titanic-dir", notDir), Log: &syncBuffer{}})
+		"--titanic-dir", notDir), Log: &testutil.SyncBuffer{}})
 	if err == nil {
 		t.Fatal("Titanic started with a file for its directory")
 	}
@@ -239,7 +216,7 @@ func TestFailedNewReleases(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer busy.Close()
-	_, err = New(Options{Loaded: load(t, "--endpoint", fmt.Sprintf("tcp://127.0.0.1:%d", ep), "--http", busy.Addr().String()), Log: &syncBuffer{}})
+	_, err = New(Options{Loaded: load(t, "--endpoint", fmt.Sprintf("tcp://127.0.0.1:%d", ep), "--http", busy.Addr().String()), Log: &testutil.SyncBuffer{}})
 	if err == nil || errors.Is(err, ErrConfig) || !strings.HasPrefix(err.Error(), "http: ") {
 		t.Fatalf("busy http: %v", err)
 	}
@@ -255,7 +232,7 @@ func TestFailedNewReleases(t *testing.T) {
 func TestLibraryErrorsNameSettings(t *testing.T) {
 	_, err := New(Options{Loaded: load(t, "--endpoint", fmt.Sprintf("tcp://127.0.0.1:%d", freePort(t)),
 		"--emqp-frontend", "tcp://127.0.0.1:*", "--emqp-backend", "tcp://127.0.0.1:*",
-		"--emqp-heartbeat", "1s", "--emqp-heartbeat-timeout", "1s"), Log: &syncBuffer{}})
+		"--emqp-heartbeat", "1s", "--emqp-heartbeat-timeout", "1s"), Log: &testutil.SyncBuffer{}})
 	if err == nil || !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "emqp-heartbeat-timeout=1s") {
 		t.Fatalf("%v; want a configuration error naming emqp-heartbeat-timeout", err)
 	}
