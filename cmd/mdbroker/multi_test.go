@@ -16,6 +16,7 @@ import (
 
 	"github.com/majordomo-go/majordomo/client"
 	"github.com/majordomo-go/majordomo/internal/pgtest"
+	"github.com/majordomo-go/majordomo/internal/testutil/harness"
 	mdworker "github.com/majordomo-go/majordomo/worker"
 )
 
@@ -39,17 +40,8 @@ func startBrokers(t *testing.T, n int, args ...string) ([]*proc, []string) {
 // test ends.
 func runMultiWorker(t *testing.T, eps []string, service string, concurrency int, h mdworker.HandlerFunc) *mdworker.Worker {
 	t.Helper()
-	w, err := mdworker.New(eps[0], service, h, mdworker.WithBrokers(eps[1:]...), mdworker.WithConcurrency(concurrency),
-		mdworker.WithHeartbeat(100*time.Millisecond), mdworker.WithReconnect(20*time.Millisecond, 500*time.Millisecond),
-		mdworker.WithLogger(slog.New(slog.DiscardHandler)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { w.Run(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
-	return w
+	return harness.RunWorker(t, eps[0], service, h, mdworker.WithBrokers(eps[1:]...), mdworker.WithConcurrency(concurrency),
+		mdworker.WithHeartbeat(100*time.Millisecond), mdworker.WithReconnect(20*time.Millisecond, 500*time.Millisecond))
 }
 
 func connectList(t *testing.T, eps []string, opts ...client.Option) *client.Client {

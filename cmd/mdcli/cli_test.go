@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"log/slog"
 	"os/exec"
 	"strings"
 	"sync"
@@ -27,15 +26,7 @@ func startBroker(t *testing.T) string {
 
 func runWorker(t *testing.T, endpoint, service string, v mdp.Version, h worker.HandlerFunc) {
 	t.Helper()
-	w, err := worker.New(endpoint, service, h, worker.WithVersion(v), worker.WithHeartbeat(testHeartbeat),
-		worker.WithLogger(slog.New(slog.DiscardHandler)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { w.Run(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
+	harness.RunWorker(t, endpoint, service, h, worker.WithVersion(v), worker.WithHeartbeat(testHeartbeat))
 }
 
 type result struct {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/majordomo-go/majordomo/auth"
 	"github.com/majordomo-go/majordomo/broker"
+	"github.com/majordomo-go/majordomo/internal/testutil/harness"
 	"github.com/majordomo-go/majordomo/worker"
 )
 
@@ -94,17 +95,7 @@ func curveSetup(t *testing.T) (ep, dir string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w, err := worker.New(ep, "echo", worker.HandlerFunc(func(ctx context.Context, req *worker.Request) ([][]byte, error) {
-		return req.Body, nil
-	}), worker.WithHeartbeat(testHeartbeat), worker.WithLogger(slog.New(slog.DiscardHandler)),
-		worker.WithCurve(server.Public, wcert))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	wdone := make(chan struct{})
-	go func() { w.Run(ctx); close(wdone) }()
-	t.Cleanup(func() { cancel(); <-wdone })
+	harness.RunWorker(t, ep, "echo", worker.HandlerFunc(harness.Echo), worker.WithHeartbeat(testHeartbeat), worker.WithCurve(server.Public, wcert))
 	return ep, dir
 }
 

@@ -243,20 +243,12 @@ func runCountWorker(t *testing.T, ep string, concurrency int, r *runs) {
 		r.n = make(map[string]int)
 	}
 	r.mu.Unlock()
-	w, err := worker.New(ep, "count", worker.HandlerFunc(func(ctx context.Context, req *worker.Request) ([][]byte, error) {
+	harness.RunWorker(t, ep, "count", worker.HandlerFunc(func(ctx context.Context, req *worker.Request) ([][]byte, error) {
 		id := string(req.Body[0])
 		r.mu.Lock()
 		r.n[id]++
 		n := r.n[id]
 		r.mu.Unlock()
 		return [][]byte{req.Body[0], []byte(strconv.Itoa(n))}, nil
-	}), worker.WithHeartbeat(testHeartbeat), worker.WithConcurrency(concurrency),
-		worker.WithLogger(slog.New(slog.DiscardHandler)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	wctx, stop := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { w.Run(wctx); close(done) }()
-	t.Cleanup(func() { stop(); <-done })
+	}), worker.WithHeartbeat(testHeartbeat), worker.WithConcurrency(concurrency))
 }
