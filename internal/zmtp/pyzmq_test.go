@@ -57,15 +57,8 @@ print("ok")
 
 func TestPyzmqDealerToOurRouter(t *testing.T) {
 	ctx := NewContext()
-	r, err := ctx.NewSocket(Router, Options{RouterMandatory: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	ep, err := r.Bind("tcp://127.0.0.1:*")
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := newSock(t, ctx, Router, Options{RouterMandatory: true})
+	ep := bind(t, r, "tcp://127.0.0.1:*")
 	wait := runPy(t, pyDealerClient, ep)
 	for i := 0; i < 6; i++ {
 		m := recvWait(t, r, 20*time.Second)
@@ -97,11 +90,7 @@ print("ok")
 
 func TestOurDealerToPyzmqRouter(t *testing.T) {
 	ctx := NewContext()
-	d, err := ctx.NewSocket(Dealer, Options{Identity: []byte("go")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
+	d := newSock(t, ctx, Dealer, Options{Identity: []byte("go")})
 	cmd := exec.Command(python, "-c", pyRouterEcho)
 	stdout, _ := cmd.StdoutPipe()
 	if err := cmd.Start(); err != nil {

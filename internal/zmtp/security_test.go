@@ -18,20 +18,9 @@ func TestCurveRoundTrip(t *testing.T) {
 	cpub, csec, _ := mech.CurveKeypair()
 	ctx := NewContext()
 	ctx.SetAuthenticator(allowAuth{"cu"})
-	r, err := ctx.NewSocket(Router, Options{Security: &Security{Mechanism: mech.Curve, Server: true, SecretKey: ssec}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	ep, err := r.Bind("tcp://127.0.0.1:*")
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := ctx.NewSocket(Dealer, Options{Security: &Security{Mechanism: mech.Curve, PublicKey: cpub, SecretKey: csec, ServerKey: spub}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
+	r := newSock(t, ctx, Router, Options{Security: &Security{Mechanism: mech.Curve, Server: true, SecretKey: ssec}})
+	ep := bind(t, r, "tcp://127.0.0.1:*")
+	d := newSock(t, ctx, Dealer, Options{Security: &Security{Mechanism: mech.Curve, PublicKey: cpub, SecretKey: csec, ServerKey: spub}})
 	d.Connect(ep)
 	d.Send([][]byte{[]byte("a"), make([]byte, 70000)}, false)
 	m := recvWait(t, r, 5*time.Second)
@@ -55,15 +44,8 @@ func TestMechanismMismatchReported(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer r.Close()
-	ep, err := r.Bind("tcp://127.0.0.1:*")
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := ctx.NewSocket(Dealer, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
+	ep := bind(t, r, "tcp://127.0.0.1:*")
+	d := newSock(t, ctx, Dealer, Options{})
 	d.Connect(ep)
 	select {
 	case s := <-got:
