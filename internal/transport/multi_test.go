@@ -11,36 +11,12 @@ import (
 // routers binds n ROUTER sockets and connects a DEALER to each.
 func routers(t *testing.T, newCtx func() (Context, error), n int) ([]Socket, []Socket) {
 	t.Helper()
-	zc, err := newCtx()
-	if err != nil {
-		t.Fatal(err)
-	}
+	zc := newTestContext(t, newCtx)
 	var rs, ds []Socket
 	for i := 0; i < n; i++ {
-		r, err := zc.NewSocket(Router, Options{RouterMandatory: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ep, err := r.Bind("tcp://127.0.0.1:*")
-		if err != nil {
-			t.Fatal(err)
-		}
-		d, err := zc.NewSocket(Dealer, Options{Identity: []byte(fmt.Sprint("d", i))})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := d.Connect(ep); err != nil {
-			t.Fatal(err)
-		}
+		r, d, _ := connectPair(t, zc, fmt.Sprint("d", i))
 		rs, ds = append(rs, r), append(ds, d)
 	}
-	t.Cleanup(func() {
-		for i := range rs {
-			ds[i].Close()
-			rs[i].Close()
-		}
-		zc.Term()
-	})
 	return rs, ds
 }
 

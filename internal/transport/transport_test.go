@@ -23,34 +23,46 @@ func forEach(t *testing.T, fn func(t *testing.T, newCtx func() (Context, error))
 
 func pair(t *testing.T, newCtx func() (Context, error)) (Context, Socket, Socket) {
 	t.Helper()
+	zc := newTestContext(t, newCtx)
+	r, d, ep := connectPair(t, zc, "dealer-1")
+	if strings.HasSuffix(ep, ":*") || !strings.HasPrefix(ep, "tcp://127.0.0.1:") {
+		t.Fatalf("bound endpoint not resolved: %q", ep)
+	}
+	return zc, r, d
+}
+
+// newTestContext makes a context terminated when the test ends, after the
+// sockets the test made in it are closed.
+func newTestContext(t *testing.T, newCtx func() (Context, error)) Context {
+	t.Helper()
 	zc, err := newCtx()
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { zc.Term() })
+	return zc
+}
+
+// connectPair binds a ROUTER on a loopback port and connects a DEALER with
+// identity id to it; both are closed when the test ends.
+func connectPair(t *testing.T, zc Context, id string) (r, d Socket, ep string) {
+	t.Helper()
 	r, err := zc.NewSocket(Router, Options{RouterMandatory: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ep, err := r.Bind("tcp://127.0.0.1:*")
-	if err != nil {
+	t.Cleanup(func() { r.Close() })
+	if ep, err = r.Bind("tcp://127.0.0.1:*"); err != nil {
 		t.Fatal(err)
 	}
-	if strings.HasSuffix(ep, ":*") || !strings.HasPrefix(ep, "tcp://127.0.0.1:") {
-		t.Fatalf("bound endpoint not resolved: %q", ep)
-	}
-	d, err := zc.NewSocket(Dealer, Options{Identity: []byte("dealer-1")})
-	if err != nil {
+	if d, err = zc.NewSocket(Dealer, Options{Identity: []byte(id)}); err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { d.Close() })
 	if err := d.Connect(ep); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		d.Close()
-		r.Close()
-		zc.Term()
-	})
-	return zc, r, d
+	return r, d, ep
 }
 
 func TestRoundTripAndIdentity(t *testing.T) {
