@@ -61,17 +61,7 @@ func pingPong(b *testing.B, newCtx func() (Context, error), poll bool, window in
 	b.ReportAllocs()
 	b.ResetTimer()
 	if window > 1 {
-		sent, got := 0, 0
-		for got < b.N {
-			for sent < b.N && sent-got < window {
-				d.Send(msg, false)
-				sent++
-			}
-			if _, _, err := d.Recv(0, false); err != nil {
-				b.Fatal(err)
-			}
-			got++
-		}
+		pipeline(b, d, msg, window)
 		b.StopTimer()
 		d.Send([][]byte{[]byte("stop")}, false)
 		<-done
@@ -93,4 +83,21 @@ func pingPong(b *testing.B, newCtx func() (Context, error), poll bool, window in
 	b.StopTimer()
 	d.Send([][]byte{[]byte("stop")}, false)
 	<-done
+}
+
+// pipeline sends b.N copies of msg on d keeping window in flight, and
+// receives as many replies.
+func pipeline(b *testing.B, d Socket, msg [][]byte, window int) {
+	b.Helper()
+	sent, got := 0, 0
+	for got < b.N {
+		for sent < b.N && sent-got < window {
+			d.Send(msg, false)
+			sent++
+		}
+		if _, _, err := d.Recv(0, false); err != nil {
+			b.Fatal(err)
+		}
+		got++
+	}
 }

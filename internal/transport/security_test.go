@@ -207,17 +207,7 @@ func benchCurveEcho(b *testing.B, curve bool) {
 	msg := [][]byte{make([]byte, 100)}
 	b.SetBytes(100)
 	b.ResetTimer()
-	sent, got := 0, 0
-	for got < b.N {
-		for sent < b.N && sent-got < 100 {
-			d.Send(msg, false)
-			sent++
-		}
-		if _, _, err := d.Recv(0, false); err != nil {
-			b.Fatal(err)
-		}
-		got++
-	}
+	pipeline(b, d, msg, 100)
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msg/s")
 }
