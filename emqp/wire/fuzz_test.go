@@ -4,10 +4,10 @@ import (
 	"bytes"
 	"errors"
 	"flag"
-	"fmt"
-	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/majordomo-go/majordomo/internal/fuzzseed"
 )
 
 // updateCorpus rewrites testdata/fuzz/FuzzDecode from the seed tables:
@@ -15,58 +15,29 @@ import (
 //	go test -run TestFuzzSeedCorpus -update-corpus ./emqp/wire
 var updateCorpus = flag.Bool("update-corpus", false, "rewrite testdata/fuzz/FuzzDecode seed files")
 
-// The fuzzer's byte string is read as frames, each a length byte n and n
-// bytes (a last frame promising more than remains takes the rest), as in
-// package mdp: every input is some message, and any frame content can be
-// expressed.
-func splitFrames(data []byte) [][]byte {
-	var frames [][]byte
-	for len(data) > 0 {
-		n := min(int(data[0]), len(data)-1)
-		frames = append(frames, data[1:1+n:1+n])
-		data = data[1+n:]
-	}
-	return frames
-}
-
-func joinFrames(frames [][]byte) []byte {
-	var out []byte
-	for _, f := range frames {
-		if len(f) > 255 {
-			panic("joinFrames: frame longer than 255 bytes")
-		}
-		out = append(out, byte(len(f)))
-		out = append(out, f...)
-	}
-	return out
-}
-
-type fuzzSeed struct {
-	name string
-	data []byte
-}
-
-func fuzzSeeds() []fuzzSeed {
-	var seeds []fuzzSeed
+// fuzzSeeds are the decode test tables in the fuzz framing (see
+// fuzzseed.Split).
+func fuzzSeeds() []fuzzseed.Seed {
+	var seeds []fuzzseed.Seed
 	for _, tc := range validCases {
-		seeds = append(seeds, fuzzSeed{"valid-" + tc.name, joinFrames(tc.frames)})
+		seeds = append(seeds, fuzzseed.Seed{Name: "valid-" + tc.name, Data: fuzzseed.Join(tc.frames)})
 	}
 	for _, tc := range malformedCases {
 		if tc.name == "long-msgid" {
 			continue // A 256-byte frame does not fit the framing.
 		}
-		seeds = append(seeds, fuzzSeed{"bad-" + tc.name, joinFrames(tc.frames)})
+		seeds = append(seeds, fuzzseed.Seed{Name: "bad-" + tc.name, Data: fuzzseed.Join(tc.frames)})
 	}
 	return seeds
 }
 
 func FuzzDecode(f *testing.F) {
 	for _, s := range fuzzSeeds() {
-		f.Add(s.data)
+		f.Add(s.Data)
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		orig := bytes.Clone(data)
-		frames := splitFrames(data)
+		frames := fuzzseed.Split(data)
 		m, err := Decode(frames)
 		if err != nil {
 			var de *DecodeError
@@ -108,44 +79,19 @@ func FuzzDecode(f *testing.F) {
 	})
 }
 
-func corpusFile(data []byte) []byte {
-	return fmt.Appendf(nil, "go test fuzz v1\n[]byte(%q)\n", data)
-}
-
 // TestFuzzSeedCorpus keeps testdata/fuzz/FuzzDecode in step with the seed
 // tables, so that `go test` replays exactly the shapes tested above.
 func TestFuzzSeedCorpus(t *testing.T) {
-	dir := filepath.Join("testdata", "fuzz", "FuzzDecode")
-	seeds := fuzzSeeds()
-	if *updateCorpus {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		for _, s := range seeds {
-			if err := os.WriteFile(filepath.Join(dir, s.name), corpusFile(s.data), 0o644); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	for _, s := range seeds {
-		got, err := os.ReadFile(filepath.Join(dir, s.name))
-		if err != nil {
-			t.Errorf("%v (run with -update-corpus)", err)
-			continue
-		}
-		if want := corpusFile(s.data); !bytes.Equal(got, want) {
-			t.Errorf("%s is stale (run with -update-corpus)", s.name)
-		}
-	}
+	fuzzseed.CheckCorpus(t, filepath.Join("testdata", "fuzz", "FuzzDecode"), fuzzSeeds(), *updateCorpus)
 }
 
 func TestFuzzFraming(t *testing.T) {
 	for _, tc := range validCases {
-		if d := diffFrames(splitFrames(joinFrames(tc.frames)), tc.frames); d != "" {
+		if d := diffFrames(fuzzseed.Split(fuzzseed.Join(tc.frames)), tc.frames); d != "" {
 			t.Errorf("%s: %s", tc.name, d)
 		}
 	}
-	if d := diffFrames(splitFrames([]byte("\x00\x09READY")), fr("", "READY")); d != "" {
+	if d := diffFrames(fuzzseed.Split([]byte("\x00\x09READY")), fr("", "READY")); d != "" {
 		t.Error(d)
 	}
 }
