@@ -3,18 +3,12 @@ package mdp_test
 import (
 	"bytes"
 	"errors"
-	"flag"
 	"path/filepath"
 	"testing"
 
 	"github.com/majordomo-go/majordomo/internal/fuzzseed"
 	"github.com/majordomo-go/majordomo/mdp"
 )
-
-// updateCorpus rewrites testdata/fuzz/FuzzDecode from the seed tables:
-//
-//	go test -run TestFuzzSeedCorpus -update-corpus ./mdp
-var updateCorpus = flag.Bool("update-corpus", false, "rewrite testdata/fuzz/FuzzDecode seed files")
 
 // fuzzSeeds are the decode test tables, valid shapes then malformed ones,
 // in the fuzz framing. The direction is dropped: the target tries both.
@@ -96,7 +90,7 @@ func checkDecode(t *testing.T, dir mdp.Direction, frames [][]byte) {
 // -fuzz, is exactly the valid and malformed shapes tested above. Extra files
 // there (failures the fuzzer recorded) are left alone.
 func TestFuzzSeedCorpus(t *testing.T) {
-	fuzzseed.CheckCorpus(t, filepath.Join("testdata", "fuzz", "FuzzDecode"), fuzzSeeds(), *updateCorpus)
+	fuzzseed.CheckCorpus(t, filepath.Join("testdata", "fuzz", "FuzzDecode"), fuzzSeeds())
 }
 
 // The framing itself must round-trip, or seeds would not mean what the

@@ -3,17 +3,11 @@ package wire
 import (
 	"bytes"
 	"errors"
-	"flag"
 	"path/filepath"
 	"testing"
 
 	"github.com/majordomo-go/majordomo/internal/fuzzseed"
 )
-
-// updateCorpus rewrites testdata/fuzz/FuzzDecode from the seed tables:
-//
-//	go test -run TestFuzzSeedCorpus -update-corpus ./emqp/wire
-var updateCorpus = flag.Bool("update-corpus", false, "rewrite testdata/fuzz/FuzzDecode seed files")
 
 // fuzzSeeds are the decode test tables in the fuzz framing (see
 // fuzzseed.Split).
@@ -82,7 +76,7 @@ func FuzzDecode(f *testing.F) {
 // TestFuzzSeedCorpus keeps testdata/fuzz/FuzzDecode in step with the seed
 // tables, so that `go test` replays exactly the shapes tested above.
 func TestFuzzSeedCorpus(t *testing.T) {
-	fuzzseed.CheckCorpus(t, filepath.Join("testdata", "fuzz", "FuzzDecode"), fuzzSeeds(), *updateCorpus)
+	fuzzseed.CheckCorpus(t, filepath.Join("testdata", "fuzz", "FuzzDecode"), fuzzSeeds())
 }
 
 func TestFuzzFraming(t *testing.T) {

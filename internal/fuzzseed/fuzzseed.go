@@ -5,6 +5,7 @@ package fuzzseed
 
 import (
 	"bytes"
+	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -40,6 +41,11 @@ func Join(frames [][]byte) []byte {
 	return out
 }
 
+// update makes CheckCorpus rewrite the corpus from the seed tables:
+//
+//	go test -run TestFuzzSeedCorpus -update-corpus ./mdp
+var update = flag.Bool("update-corpus", false, "rewrite testdata/fuzz/<Target> seed files from the test tables")
+
 // Seed is one named fuzz input.
 type Seed struct {
 	Name string
@@ -54,12 +60,11 @@ func corpusFile(data []byte) []byte {
 
 // CheckCorpus checks that dir (testdata/fuzz/<Target>) holds every seed as
 // the go command's corpus file, so that `go test`, which replays that
-// corpus without -fuzz, runs exactly the shapes the tables hold; with
-// update it first writes them. Other files there (failures the fuzzer
-// recorded) are left alone.
-func CheckCorpus(t *testing.T, dir string, seeds []Seed, update bool) {
+// corpus without -fuzz, runs exactly the shapes the tables hold. Other files there (failures the fuzzer
+// recorded) are left alone. With -update-corpus it first writes them.
+func CheckCorpus(t *testing.T, dir string, seeds []Seed) {
 	t.Helper()
-	if update {
+	if *update {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			t.Fatal(err)
 		}
