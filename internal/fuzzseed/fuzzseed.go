@@ -43,7 +43,7 @@ func Join(frames [][]byte) []byte {
 
 // update makes CheckCorpus rewrite the corpus from the seed tables:
 //
-//	go test -run TestFuzzSeedCorpus -update-corpus ./mdp
+//	go test -run TestFuzzSeedCorpus ./mdp -update-corpus
 var update = flag.Bool("update-corpus", false, "rewrite testdata/fuzz/<Target> seed files from the test tables")
 
 // Seed is one named fuzz input.
