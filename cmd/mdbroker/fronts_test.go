@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/majordomo-go/majordomo/auth"
+	"github.com/majordomo-go/majordomo/internal/testutil/harness"
 	mdworker "github.com/majordomo-go/majordomo/worker"
 )
 
@@ -234,16 +235,7 @@ func TestTitanicUnderCurve(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	w, err := mdworker.New(ep, "echo", mdworker.HandlerFunc(func(ctx context.Context, r *mdworker.Request) ([][]byte, error) {
-		return r.Body, nil
-	}), mdworker.WithHeartbeat(100*time.Millisecond), mdworker.WithCurve(server, k.peer))
-	if err != nil {
-		t.Fatal(err)
-	}
-	wctx, wcancel := context.WithCancel(ctx)
-	wdone := make(chan error, 1)
-	go func() { wdone <- w.Run(wctx) }()
-	defer func() { wcancel(); <-wdone }()
+	harness.RunWorker(t, ep, "echo", mdworker.HandlerFunc(harness.Echo), mdworker.WithHeartbeat(100*time.Millisecond), mdworker.WithCurve(server, k.peer))
 
 	mdcli := mdcliBinary(t)
 	curve := []string{"-b", ep, "--curve-server-key", k.serverPublic, "--curve-cert", k.peerSecret, "--timeout", "2s"}

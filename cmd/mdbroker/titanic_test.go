@@ -10,6 +10,7 @@ import (
 
 	"github.com/majordomo-go/majordomo/client"
 	"github.com/majordomo-go/majordomo/internal/pgtest"
+	"github.com/majordomo-go/majordomo/internal/testutil/harness"
 	mdworker "github.com/majordomo-go/majordomo/worker"
 )
 
@@ -25,16 +26,7 @@ func TestTitanicInBroker(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	w, err := mdworker.New(ep, "echo", mdworker.HandlerFunc(func(ctx context.Context, r *mdworker.Request) ([][]byte, error) {
-		return r.Body, nil
-	}), mdworker.WithHeartbeat(100*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	wctx, wcancel := context.WithCancel(ctx)
-	wdone := make(chan error, 1)
-	go func() { wdone <- w.Run(wctx) }()
-	defer func() { wcancel(); <-wdone }()
+	harness.RunWorker(t, ep, "echo", mdworker.HandlerFunc(harness.Echo), mdworker.WithHeartbeat(100*time.Millisecond))
 
 	c, err := client.Connect(ep, client.WithTimeout(time.Second))
 	if err != nil {
@@ -73,16 +65,7 @@ func TestTitanicStoreShared(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	w, err := mdworker.New(eps[0], "echo", mdworker.HandlerFunc(func(ctx context.Context, r *mdworker.Request) ([][]byte, error) {
-		return r.Body, nil
-	}), mdworker.WithHeartbeat(100*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	wctx, wcancel := context.WithCancel(ctx)
-	wdone := make(chan error, 1)
-	go func() { wdone <- w.Run(wctx) }()
-	defer func() { wcancel(); <-wdone }()
+	harness.RunWorker(t, eps[0], "echo", mdworker.HandlerFunc(harness.Echo), mdworker.WithHeartbeat(100*time.Millisecond))
 
 	var clients []*client.Client
 	for _, ep := range eps {
