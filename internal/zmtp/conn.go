@@ -287,7 +287,7 @@ func (c *conn) fill(n int) error {
 			copy(nb, c.buf[:c.w])
 			c.buf = nb
 		}
-		k, err := c.nc.Read(c.buf[c.w:])
+		k, err := c.read(c.buf[c.w:])
 		c.w += k
 		if err != nil && c.w < n {
 			return err

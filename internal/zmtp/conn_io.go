@@ -3,7 +3,6 @@ package zmtp
 import (
 	"fmt"
 	"io"
-	"syscall"
 	"time"
 
 	"github.com/majordomo-go/majordomo/internal/zmtp/wire"
@@ -157,7 +156,7 @@ func (c *conn) readLarge(size int, have []byte) ([]byte, error) {
 			copy(nb, body)
 			body = nb
 		}
-		n, err := c.nc.Read(body[len(body):cap(body)])
+		n, err := c.read(body[len(body):cap(body)])
 		body = body[:len(body)+n]
 		if n > 0 {
 			c.lastRecv.Store(time.Now().UnixNano())
@@ -212,7 +211,7 @@ func (c *conn) readMore() error {
 		copy(nb, c.buf[:c.w])
 		c.buf = nb
 	}
-	n, err := c.nc.Read(c.buf[c.w:])
+	n, err := c.read(c.buf[c.w:])
 	if n > 0 {
 		c.w += n
 		c.lastRecv.Store(time.Now().UnixNano())
@@ -479,18 +478,7 @@ func (c *conn) tryWrite(buf []byte) int {
 	}
 	n := 0
 	c.rc.Write(func(fd uintptr) bool {
-		for n < len(buf) {
-			k, err := syscall.Write(int(fd), buf[n:])
-			if k > 0 {
-				n += k
-			}
-			if err == syscall.EINTR {
-				continue
-			}
-			if err != nil || k <= 0 {
-				break
-			}
-		}
+		n = rawWrite(fd, buf)
 		return true // Never wait: the writer goroutine does that.
 	})
 	return n
