@@ -65,6 +65,7 @@ type conn struct {
 	writerDone chan struct{}
 	closeOnce  sync.Once
 	lastRecv   atomic.Int64
+	eofCheck   int64 // Reader only: the read deadline armed by readMore (ns), 0: none.
 	ttlTimer   atomic.Pointer[time.Timer]
 }
 

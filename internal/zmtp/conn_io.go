@@ -1,8 +1,11 @@
 package zmtp
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"os"
+	"syscall"
 	"time"
 
 	"github.com/majordomo-go/majordomo/internal/zmtp/wire"
@@ -93,10 +96,13 @@ func (c *conn) readLoop() (socketClosed bool, err error) {
 		return err
 	}
 
-	for {
-		// Cut every complete frame in the buffer: first find where they
-		// end, then copy them all into one new slab, so that the messages
-		// of one read share one allocation and the buffer is reused.
+	// consume cuts every complete frame in the buffer, hands the whole
+	// messages over, and reports whether the next frame is too large for
+	// the buffer (it then takes the large-frame path).
+	consume := func() (large bool, err error) {
+		// First find where the complete frames end, then copy them all into
+		// one new slab, so that the messages of one read share one
+		// allocation and the buffer is reused.
 		end, err := c.completeFrames(maxFrame)
 		if err != nil {
 			return false, err
@@ -120,15 +126,29 @@ func (c *conn) readLoop() (socketClosed bool, err error) {
 		// Hand over what is complete before anything that may block.
 		if len(batch) > 0 {
 			if !c.s.in.push(batch, ctl) {
-				return true, nil
+				return false, errSocketClosed
 			}
 			clear(batch)
 			batch, ctl = batch[:0], 0
 		}
+		_, size, hdr, _ := wire.ParseFrameHeader(c.buf[c.r:c.w], maxFrame)
+		return hdr > 0 && hdr+int(size) > maxReadBuf, nil
+	}
+
+	for {
+		large, err := consume()
+		if err == errSocketClosed {
+			return true, nil
+		}
+		if err != nil {
+			return false, err
+		}
 		// A frame too large for the buffer is read into its own buffer,
 		// which grows as its octets arrive: a peer that announces a large
 		// frame (within MaxMsgSize) and sends little makes us hold little.
-		if flags, size, hdr, _ := wire.ParseFrameHeader(c.buf[c.r:c.w], maxFrame); hdr > 0 && hdr+int(size) > maxReadBuf {
+		if large {
+			flags, size, hdr, _ := wire.ParseFrameHeader(c.buf[c.r:c.w], maxFrame)
+			c.clearEOFCheck()
 			body, err := c.readLarge(int(size), c.buf[c.r+hdr:c.w])
 			c.r, c.w = 0, 0
 			if err != nil {
@@ -139,11 +159,16 @@ func (c *conn) readLoop() (socketClosed bool, err error) {
 			}
 			continue
 		}
-		if err := c.readMore(); err != nil {
+		if err := c.readMore(consume); err == errSocketClosed {
+			return true, nil
+		} else if err != nil {
 			return false, err
 		}
 	}
 }
+
+// errSocketClosed: the socket closed while a reader handed messages over.
+var errSocketClosed = errors.New("zmtp: socket closed")
 
 // readLarge reads a frame body of size octets, of which have are already
 // buffered, into a buffer that doubles as octets arrive (from 1 MiB).
@@ -194,8 +219,110 @@ func (c *conn) completeFrames(max uint64) (int, error) {
 	}
 }
 
-// readMore reads once into the buffer, compacting or growing it first.
-func (c *conn) readMore() error {
+// readMore reads into the buffer at least once, compacting or growing it
+// first. When the kernel gave less than there was room for, the socket had
+// nothing more: consume then handles what arrived and the reader waits for
+// the next readiness event without the read that would return EAGAIN (see rawio.go). It returns when consume wants the reader's
+// loop (a large frame, an error) or the buffer filled.
+func (c *conn) readMore(consume func() (bool, error)) error {
+	if err := c.makeRoom(); err != nil {
+		return err
+	}
+	if c.rc == nil {
+		n, err := c.nc.Read(c.buf[c.w:])
+		if n > 0 {
+			c.got(n)
+			return nil
+		}
+		if err == nil {
+			return io.ErrNoProgress
+		}
+		return err
+	}
+	var rerr error
+	err := c.rc.Read(func(fd uintptr) bool {
+		n, errno := rawRead(fd, c.buf[c.w:])
+		switch {
+		case errno == syscall.EAGAIN:
+			return false
+		case errno != 0:
+			rerr = errno
+			return true
+		case n == 0:
+			rerr = io.EOF
+			return true
+		}
+		full := c.w+n == len(c.buf)
+		now := c.got(n)
+		if full {
+			return true
+		}
+		large, err := consume()
+		if err == nil && !large {
+			err = c.makeRoom()
+		}
+		if err != nil || large {
+			rerr = err
+			return true
+		}
+		// Wait for the next event: RawConn.Read calls us again then.
+		c.armEOFCheck(now)
+		return false
+	})
+	if err != nil {
+		if c.eofCheck != 0 && errors.Is(err, os.ErrDeadlineExceeded) {
+			// Nothing arrived since a short read: read once more, to see
+			// an end of stream that arrived with the last data.
+			c.clearEOFCheck()
+			return nil
+		}
+		return err
+	}
+	return rerr
+}
+
+// eofCheckAfter is how long after its last short read an idle connection
+// reads once more. A peer's FIN or RST that arrived together with its last
+// data raises no readiness event after our read of that data (the event
+// was consumed before it), and only a further read reports it.
+const eofCheckAfter = 50 * time.Millisecond
+
+// armEOFCheck makes sure that the reader's wait ends within about
+// eofCheckAfter of now. The deadline is moved only when it is within half
+// of that of now: a busy connection moves it once per 25 ms, not per read.
+func (c *conn) armEOFCheck(now int64) {
+	if c.eofCheck-now >= int64(eofCheckAfter/2) {
+		return
+	}
+	c.eofCheck = now + int64(eofCheckAfter)
+	c.nc.SetReadDeadline(time.Unix(0, c.eofCheck))
+}
+
+// clearEOFCheck removes the deadline armEOFCheck set, before a read that
+// must wait for as long as it takes.
+func (c *conn) clearEOFCheck() {
+	if c.eofCheck != 0 {
+		c.eofCheck = 0
+		c.nc.SetReadDeadline(time.Time{})
+	}
+}
+
+// got records n octets read into the buffer, doubles a buffer the read
+// filled (more is likely waiting), and returns the time of the read.
+func (c *conn) got(n int) int64 {
+	c.w += n
+	now := time.Now().UnixNano()
+	c.lastRecv.Store(now)
+	if c.w == len(c.buf) && len(c.buf) < maxReadBuf {
+		nb := make([]byte, 2*len(c.buf))
+		copy(nb, c.buf[:c.w])
+		c.buf = nb
+	}
+	return now
+}
+
+// makeRoom compacts or grows the buffer so that a read has room.
+func (c *conn) makeRoom() error {
 	if c.r > 0 && (c.w == len(c.buf) || c.r > len(c.buf)/2) {
 		copy(c.buf, c.buf[c.r:c.w])
 		c.w -= c.r
@@ -211,22 +338,7 @@ func (c *conn) readMore() error {
 		copy(nb, c.buf[:c.w])
 		c.buf = nb
 	}
-	n, err := c.read(c.buf[c.w:])
-	if n > 0 {
-		c.w += n
-		c.lastRecv.Store(time.Now().UnixNano())
-		if c.w == len(c.buf) && len(c.buf) < maxReadBuf {
-			// The read filled the buffer: more is likely waiting.
-			nb := make([]byte, 2*len(c.buf))
-			copy(nb, c.buf[:c.w])
-			c.buf = nb
-		}
-		return nil
-	}
-	if err == nil {
-		return io.ErrNoProgress
-	}
-	return err
+	return nil
 }
 
 // command handles a ZMTP command after the handshake. It may return an

@@ -19,6 +19,20 @@ import (
 // never sleeps in the kernel, so holding the P through it is safe, and the
 // wait for readiness still goes through Go's netpoller (RawConn.Read's
 // callback returns false on EAGAIN).
+//
+// The reader also saves the read that would return EAGAIN. RawConn.Read
+// clears the descriptor's readiness once, then calls its callback until
+// the callback returns true, waiting for readiness between calls. A read
+// that returns less than there was room for has emptied the socket's
+// receive queue, and the netpoller's edge-triggered events fire for
+// whatever arrives after it; so after handling such a read the callback
+// returns false and waits, instead of reading again to be told EAGAIN.
+// Readiness cleared between two calls of RawConn.Read could lose an
+// event, hence the whole read-handle-wait cycle stays inside one call
+// (conn.readMore). What a short read does not show is an end of stream
+// (FIN or RST) that arrived together with the data: it needs a read of its
+// own and raises no further event. A read deadline about 50 ms after the
+// last short read (conn.armEOFCheck) makes an idle reader read once more.
 
 // read reads into p: at least one byte, or an error (io.EOF at the end).
 // It waits in the netpoller, honouring read deadlines.
@@ -31,21 +45,8 @@ func (c *conn) read(p []byte) (int, error) {
 		errno syscall.Errno
 	)
 	err := c.rc.Read(func(fd uintptr) bool {
-		for {
-			r, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
-			switch e {
-			case 0:
-				n = int(r)
-				return true
-			case syscall.EINTR:
-				continue
-			case syscall.EAGAIN:
-				return false
-			default:
-				errno = e
-				return true
-			}
-		}
+		n, errno = rawRead(fd, p)
+		return errno != syscall.EAGAIN
 	})
 	switch {
 	case err != nil:
@@ -56,6 +57,16 @@ func (c *conn) read(p []byte) (int, error) {
 		return 0, io.EOF
 	}
 	return n, nil
+}
+
+// rawRead makes one read(2), retrying on EINTR: the count or the errno.
+func rawRead(fd uintptr, p []byte) (int, syscall.Errno) {
+	for {
+		r, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
+		if e != syscall.EINTR {
+			return int(r), e
+		}
+	}
 }
 
 // rawWrite writes as much of buf as the kernel takes now, without waiting.
