@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -29,7 +30,12 @@ var (
 	binDir    string
 )
 
+// maxProcsSet records the procs runWith applied, instead of changing the
+// test process's GOMAXPROCS.
+var maxProcsSet atomic.Int64
+
 func TestMain(m *testing.M) {
+	setMaxProcs = func(n int) int { maxProcsSet.Store(int64(n)); return 0 }
 	code := m.Run()
 	if binDir != "" {
 		os.RemoveAll(binDir)
@@ -440,5 +446,17 @@ func TestSystemdUnit(t *testing.T) {
 		if !strings.Contains(string(unit), want) {
 			t.Errorf("unit lacks %s", want)
 		}
+	}
+}
+
+// procs is applied before the broker starts (here it then fails on a
+// missing certificate, exit 2).
+func TestProcsApplied(t *testing.T) {
+	maxProcsSet.Store(0)
+	var stdout, stderr bytes.Buffer
+	missing := filepath.Join(t.TempDir(), "none.key_secret")
+	code := runWith([]string{"--procs", "3", "--endpoint", "tcp://127.0.0.1:0", "--curve-secret-key", missing}, nil, &stdout, &stderr)
+	if code != 2 || maxProcsSet.Load() != 3 {
+		t.Fatalf("exit %d, procs set %d: %s", code, maxProcsSet.Load(), stderr.String())
 	}
 }

@@ -16,12 +16,17 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime"
 	"strings"
 	"syscall"
 
 	"github.com/majordomo-go/majordomo/internal/app"
 	"github.com/majordomo-go/majordomo/internal/config"
 )
+
+// setMaxProcs applies the procs setting; the in-process tests replace it,
+// so that they do not change their own process's GOMAXPROCS.
+var setMaxProcs = runtime.GOMAXPROCS
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stderr))
@@ -52,6 +57,9 @@ func runWith(args, environ []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 		return 0
+	}
+	if n := loaded.MaxProcs(environ); n > 0 {
+		setMaxProcs(n)
 	}
 	// Take the signals before anything starts, so that none is lost and
 	// SIGHUP never kills the process with its default action.

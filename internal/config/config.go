@@ -21,6 +21,8 @@ import (
 
 // Defaults of the settings that are not broker settings.
 const (
+	// DefaultProcs is the default of procs (GOMAXPROCS): see its usage.
+	DefaultProcs = 1
 	// DefaultDrainTimeout is how long SIGTERM waits for in-flight requests.
 	DefaultDrainTimeout = 10 * time.Second
 	// DefaultMetricsMaxServices bounds how many services get their own
@@ -52,6 +54,7 @@ type Config struct {
 	LogJSON            bool          // log-json
 	HTTP               string        // http: listen address of the operations server; "" is off.
 	DrainTimeout       time.Duration // drain-timeout
+	Procs              int           // procs: GOMAXPROCS, 0 for Go's default.
 	MetricsMaxServices int           // metrics-max-services
 	CurveSecretKey     string        // curve-secret-key
 	CurveAllow         string        // curve-allow
@@ -155,6 +158,7 @@ func Defaults() Config {
 		MaxFrameSize:         broker.DefaultMaxFrameSize,
 		LogLevel:             slog.LevelInfo,
 		DrainTimeout:         DefaultDrainTimeout,
+		Procs:                DefaultProcs,
 		MetricsMaxServices:   DefaultMetricsMaxServices,
 		EMQPHeartbeat:        emqp.DefaultHeartbeatInterval,
 		EMQPHeartbeatTimeout: emqp.DefaultHeartbeatTimeout,

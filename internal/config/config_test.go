@@ -348,3 +348,28 @@ func TestEMQPBounds(t *testing.T) {
 		t.Fatal("emqp-max-attempts=0 accepted")
 	}
 }
+
+func TestMaxProcs(t *testing.T) {
+	cases := []struct {
+		args, env []string
+		want      int
+	}{
+		{nil, nil, DefaultProcs},
+		{nil, []string{"GOMAXPROCS=4"}, 0}, // Unset: the runtime's variable wins.
+		{[]string{"--procs", "3"}, []string{"GOMAXPROCS=4"}, 3},
+		{nil, []string{"MDBROKER_PROCS=2", "GOMAXPROCS=4"}, 2},
+		{[]string{"--procs", "0"}, nil, 0},
+	}
+	for _, c := range cases {
+		l, err := Load(c.args, c.env)
+		if err != nil {
+			t.Fatalf("%v %v: %v", c.args, c.env, err)
+		}
+		if got := l.MaxProcs(c.env); got != c.want {
+			t.Errorf("%v %v: MaxProcs %d, want %d", c.args, c.env, got, c.want)
+		}
+	}
+	if _, err := Load([]string{"--procs", "-1"}, nil); err == nil || !strings.Contains(err.Error(), "procs") {
+		t.Fatalf("--procs -1: %v", err)
+	}
+}

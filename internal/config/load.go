@@ -27,6 +27,19 @@ type Loaded struct {
 	Sources map[string]Source
 }
 
+// MaxProcs returns what runtime.GOMAXPROCS should be set to, or 0 to leave
+// it alone: procs, unless it was not set and environ has GOMAXPROCS.
+func (l *Loaded) MaxProcs(environ []string) int {
+	if l.Sources["procs"].Kind == "default" {
+		for _, kv := range environ {
+			if strings.HasPrefix(kv, "GOMAXPROCS=") {
+				return 0
+			}
+		}
+	}
+	return l.Config.Procs
+}
+
 // Errors is the list of problems Load found, one per bad flag, variable,
 // key or value. Error joins them with newlines.
 type Errors []error
