@@ -1,5 +1,7 @@
-// Command relay is the floor under the broker's benchmarks: a plain Go TCP
-// relay of the Majordomo broker's exact shape with no ZeroMQ at all.
+// Command relay is a reference for the broker's benchmarks: a plain Go TCP
+// relay of the Majordomo broker's exact shape with no ZeroMQ at all, its
+// I/O on net.Conn (it was the floor under the broker's figures until the
+// ZMTP engine's reads and writes went below net.Conn; see the README).
 //
 // A client keeps a window of requests in flight to the relay; the relay
 // gives each request to an idle worker (a worker holds one request at a
