@@ -148,7 +148,6 @@ func (c *conn) readLoop() (socketClosed bool, err error) {
 		// frame (within MaxMsgSize) and sends little makes us hold little.
 		if large {
 			flags, size, hdr, _ := wire.ParseFrameHeader(c.buf[c.r:c.w], maxFrame)
-			c.clearEOFCheck()
 			body, err := c.readLarge(int(size), c.buf[c.r+hdr:c.w])
 			c.r, c.w = 0, 0
 			if err != nil {
@@ -222,14 +221,15 @@ func (c *conn) completeFrames(max uint64) (int, error) {
 // readMore reads into the buffer at least once, compacting or growing it
 // first. When the kernel gave less than there was room for, the socket had
 // nothing more: consume then handles what arrived and the reader waits for
-// the next readiness event without the read that would return EAGAIN (see rawio.go). It returns when consume wants the reader's
-// loop (a large frame, an error) or the buffer filled.
+// the next readiness event without the read that would return EAGAIN (see
+// rawio.go). It returns when consume wants the reader's loop (a large
+// frame, an error) or the buffer filled.
 func (c *conn) readMore(consume func() (bool, error)) error {
 	if err := c.makeRoom(); err != nil {
 		return err
 	}
 	if c.rc == nil {
-		n, err := c.nc.Read(c.buf[c.w:])
+		n, err := c.read(c.buf[c.w:])
 		if n > 0 {
 			c.got(n)
 			return nil
@@ -298,8 +298,8 @@ func (c *conn) armEOFCheck(now int64) {
 	c.nc.SetReadDeadline(time.Unix(0, c.eofCheck))
 }
 
-// clearEOFCheck removes the deadline armEOFCheck set, before a read that
-// must wait for as long as it takes.
+// clearEOFCheck removes the deadline armEOFCheck set; read calls it, since
+// its reads wait for as long as it takes.
 func (c *conn) clearEOFCheck() {
 	if c.eofCheck != 0 {
 		c.eofCheck = 0

@@ -35,8 +35,10 @@ import (
 // last short read (conn.armEOFCheck) makes an idle reader read once more.
 
 // read reads into p: at least one byte, or an error (io.EOF at the end).
-// It waits in the netpoller, honouring read deadlines.
+// It waits in the netpoller for as long as it takes (or the handshake's
+// deadline), so it first removes readMore's end-of-stream check.
 func (c *conn) read(p []byte) (int, error) {
+	c.clearEOFCheck()
 	if c.rc == nil || len(p) == 0 {
 		return c.nc.Read(p)
 	}
