@@ -105,11 +105,21 @@ func (c *conn) send(frames [][]byte) error {
 	return nil
 }
 
-// flush writes queued messages until the socket refuses one.
+// hold defers the socket's writes until the next flush, so that a burst
+// of sends is one write.
+func (c *conn) hold() {
+	if c.sock != nil {
+		c.sock.Hold()
+	}
+}
+
+// flush writes queued messages until the socket refuses one, then writes
+// what hold deferred.
 func (c *conn) flush() error {
 	if c.sock == nil {
 		return errNoSocket
 	}
+	defer c.sock.Flush()
 	n := 0
 	for n < len(c.outq) {
 		err := c.sock.Send(c.outq[n], true)

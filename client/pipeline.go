@@ -231,6 +231,8 @@ func (p *Pipeline) run(conn *conn) {
 		pending++
 	}
 	for {
+		// Everything this round sends goes out in one write at the flush.
+		conn.hold()
 		if pending == 0 && len(conn.outq) == 0 {
 			select {
 			case m := <-p.ctrl:

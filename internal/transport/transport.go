@@ -177,8 +177,13 @@ type Socket interface {
 	// whether one is waiting. A negative timeout waits for ever. It returns
 	// (false, nil) early if Wake is called. It writes pending sends first.
 	WaitReadable(timeout time.Duration) (bool, error)
-	// Flush writes the sends a BatchSends socket deferred.
+	// Flush writes the sends a BatchSends socket deferred, or that
+	// followed Hold.
 	Flush()
+	// Hold defers the writes of the sends that follow until Flush, Recv,
+	// WaitReadable or Close: a burst of sends then costs one write per
+	// connection.
+	Hold()
 	// Wake makes a WaitReadable or blocking Recv in progress, or the next
 	// one, return at once. Any goroutine may call it.
 	Wake()

@@ -565,6 +565,7 @@ func (c *conn) flush() {
 	c.writing = true
 	c.mu.Unlock()
 	n := c.tryWrite(buf)
+	c.s.stats.flushes.Add(1)
 	c.mu.Lock()
 	if n == len(buf) {
 		c.writing = false

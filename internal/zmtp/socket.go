@@ -65,7 +65,7 @@ type Socket struct {
 type counters struct {
 	accepted, active, refusedConn, handshakeFailed, authRefused  atomic.Int64
 	protocolErrors, tooLarge, dropped, disconnected, peerRefused atomic.Int64
-	pongs                                                        atomic.Int64
+	pongs, flushes                                               atomic.Int64
 	// open counts accepted connections not yet ended, handshaking or not:
 	// what MaxConnections caps.
 	open atomic.Int64
@@ -101,6 +101,10 @@ type Stats struct {
 	// Pongs counts PONG commands received: answers to our heartbeats
 	// (37/ZMTP), which keep a connection alive.
 	Pongs int64
+	// Flushes counts the writes the owner made to a connection's socket,
+	// each carrying every message queued for that connection since the
+	// last one: sends divided by flushes is how well writes are batched.
+	Flushes int64
 }
 
 // Stats returns the socket's counters. Any goroutine may call it.
@@ -110,7 +114,7 @@ func (s *Socket) Stats() Stats {
 		Accepted: c.accepted.Load(), Active: c.active.Load(), RefusedLimit: c.refusedConn.Load(),
 		HandshakeFailed: c.handshakeFailed.Load(), AuthRefused: c.authRefused.Load(), PeerRefused: c.peerRefused.Load(),
 		ProtocolErrors: c.protocolErrors.Load(), TooLarge: c.tooLarge.Load(), Dropped: c.dropped.Load(),
-		Disconnected: c.disconnected.Load(), Pongs: c.pongs.Load(),
+		Disconnected: c.disconnected.Load(), Pongs: c.pongs.Load(), Flushes: c.flushes.Load(),
 	}
 }
 
@@ -298,6 +302,7 @@ func (s *Socket) WaitReadable(timeout time.Duration) (bool, error) {
 	if s.closed {
 		return false, ErrClosed
 	}
+	s.flush()
 	var deadline time.Time
 	if timeout > 0 {
 		deadline = time.Now().Add(timeout)
@@ -372,6 +377,12 @@ func (s *Socket) UserID() string { return s.lastUID }
 // Flush writes every queued send to the kernel now (as far as it takes
 // without blocking; a slow peer's remainder is written by its writer).
 func (s *Socket) Flush() { s.flush() }
+
+// Hold defers the writes of the sends that follow until Flush, Recv,
+// WaitReadable or Close, so that an owner sending a burst of messages
+// costs one write per connection instead of one per message. An owner that
+// holds must come back to one of those calls.
+func (s *Socket) Hold() { s.inBatch = true }
 
 func (s *Socket) flush() {
 	s.inBatch = false

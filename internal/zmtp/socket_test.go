@@ -89,3 +89,61 @@ func TestRouterDealerEcho(t *testing.T) {
 		})
 	}
 }
+
+// Sends made after Hold leave in one write per connection at the Flush;
+// without Hold each send is its own write.
+func TestHoldBatchesWrites(t *testing.T) {
+	for _, ep := range endpoints(t)[:2] { // Connections, not inproc links.
+		t.Run(ep[:3], func(t *testing.T) {
+			ctx := NewContext()
+			r, err := ctx.NewSocket(Router, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			bound, err := r.Bind(ep)
+			if err != nil {
+				t.Fatal(err)
+			}
+			d, err := ctx.NewSocket(Dealer, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer d.Close()
+			if err := d.Connect(bound); err != nil {
+				t.Fatal(err)
+			}
+			// The first message waits for the connection; its arrival
+			// proves the handshake is done.
+			if err := d.Send([][]byte{[]byte("hi")}, false); err != nil {
+				t.Fatal(err)
+			}
+			recvWait(t, r, 5*time.Second)
+			const n = 50
+			burst := func(hold bool) int64 {
+				before := d.Stats().Flushes
+				if hold {
+					d.Hold()
+				}
+				for i := range n {
+					if err := d.Send([][]byte{fmt.Appendf(nil, "m%d", i)}, true); err != nil {
+						t.Fatal(err)
+					}
+				}
+				d.Flush()
+				for i := range n {
+					if m := recvWait(t, r, 5*time.Second); string(m[1]) != fmt.Sprintf("m%d", i) {
+						t.Fatalf("message %d: %q", i, m)
+					}
+				}
+				return d.Stats().Flushes - before
+			}
+			if got := burst(true); got != 1 {
+				t.Errorf("%d held sends took %d writes, want 1", n, got)
+			}
+			if got := burst(false); got != n {
+				t.Errorf("%d sends without Hold took %d writes, want %d", n, got, n)
+			}
+		})
+	}
+}
