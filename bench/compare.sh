@@ -27,6 +27,10 @@
 #   f  f-curve    CURVE next to NULL, current build, 2 workers, window 100.
 #   g  g-w100 g-sync  bench/relay, a plain Go TCP relay of the broker's
 #                 shape (no ZeroMQ): 2 workers window 100, and synchronous.
+#   h  h-titanic  Titanic as shipped: the current mdbench --titanic (8
+#                 clients, window 256, durable submissions) spawning the
+#                 baseline or the current mdbroker with --titanic-dir; the
+#                 broker's CPU includes its Titanic.
 # CELLS takes letters or cell names (CELLS="a-2w g-sync").
 #
 # Environment: RUNS (5), DUR (3s), WARMUP (500ms), MODES ("unpinned
@@ -46,7 +50,7 @@ PIN_CPU=${PIN_CPU:-0}
 TITANIC_N=${TITANIC_N:-20000}
 BASE=${BASE:-2bbce1e}
 TIMEOUT=${TIMEOUT:-300}
-CELLS=${CELLS:-a b c d e f g}
+CELLS=${CELLS:-a b c d e f g h}
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
 OUT=${OUT:-bench/results/compare-$STAMP}
 
@@ -76,8 +80,9 @@ for c in $CELLS; do
 	e) SEL+=(e-titanic) ;;
 	f) SEL+=(f-curve) ;;
 	g) SEL+=(g-w100 g-sync) ;;
-	a-2w | a-8w | b-sync | c-w100 | c-sync | d-sync | e-titanic | f-curve | g-w100 | g-sync) SEL+=("$c") ;;
-	*) die "unknown cell '$c' (letters a-g or names such as a-2w, g-sync)" ;;
+	h) SEL+=(h-titanic) ;;
+	a-2w | a-8w | b-sync | c-w100 | c-sync | d-sync | e-titanic | f-curve | g-w100 | g-sync | h-titanic) SEL+=("$c") ;;
+	*) die "unknown cell '$c' (letters a-h or names such as a-2w, g-sync)" ;;
 	esac
 done
 
@@ -162,6 +167,7 @@ command_for() {
 	c-w100) CMD=("$BIN/$v-mdbench" "${md[@]}" --spawn-broker "$BIN/cur-mdbroker" --workers 2 --window 100) ;;
 	c-sync) CMD=("$BIN/$v-mdbench" "${md[@]}" --spawn-broker "$BIN/cur-mdbroker" --workers 1 --window 1) ;;
 	d-sync) CMD=("$BIN/$v-mdbench" "${md[@]}" --spawn-broker "$BIN/$v-mdbroker" --workers 1 --window 1) ;;
+	h-titanic) CMD=("$BIN/cur-mdbench" "${md[@]}" --spawn-broker "$BIN/$v-mdbroker" --titanic --clients 8 --window 256) ;;
 	f-curve)
 		CMD=("$BIN/cur-mdbench" "${md[@]}" --spawn-broker "$BIN/cur-mdbroker" --workers 2 --window 100)
 		if [[ $v == curve ]]; then CMD+=(--curve); fi

@@ -172,6 +172,7 @@ var (
 		{"c-sync", "c. Go peers, synchronous, 1 worker (current broker)", []line{{mWorkers, halfCPU}, {mClients, halfCPU}, {mRPS, nil}}},
 		{"d-sync", "d. all-Go stack, synchronous, 1 worker, 1 client", []line{{mRPS, &target{bound: 3}}, {mTotal, nil}, {mBroker, nil}, {mWorkers, nil}, {mClients, nil}}},
 		{"e-titanic", "e. Titanic durable submissions (BenchmarkTitanicSubmit)", []line{{mSubs, &target{bound: 2}}, {mCPUOp, nil}}},
+		{"h-titanic", "h. Titanic inside mdbroker (--titanic-dir), durable submissions, 8 clients x window 256 (same Go clients); broker includes Titanic", []line{{mRPS, &target{bound: 2}}, {mBroker, nil}, {mClients, nil}}},
 	}
 )
 

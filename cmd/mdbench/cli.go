@@ -29,6 +29,12 @@ peers and broker do not share one Go runtime.
 Window 1 is synchronous (client.Request); a larger window uses
 client.Pipeline with that many requests in flight per client.
 
+Titanic: --titanic loads mdbroker's Titanic service instead: clients submit
+durable requests (titanic.request, 9/TSP) for a service nobody serves, and
+each reply means a request stored on disk. It needs --spawn-broker (run
+with --titanic-dir in a temporary directory) or -b (a broker running
+Titanic); no echo workers run.
+
 Flags:
 `
 
@@ -68,6 +74,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&cfg.Curve, "curve", false, "CURVE-encrypt the broker's connections (certificates made by mdbench, or given below for -b)")
 	fs.StringVar(&cfg.CurveServerKey, "curve-server-key", "", "with -b: the broker's public key (Z85) or certificate `FILE`")
 	fs.StringVar(&cfg.CurveCert, "curve-cert", "", "with -b: the secret certificate `FILE` of clients and workers")
+	fs.BoolVar(&cfg.Titanic, "titanic", false, "submit durable requests to the broker's Titanic service instead of echo requests")
 	jsonOut := fs.Bool("json", false, "print one JSON object instead of text")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {

@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -72,6 +74,8 @@ func TestBadFlags(t *testing.T) {
 		{"--workers", "2", "--services", "3"},
 		{"--peers", "elsewhere"},
 		{"--perf-record", "x"},
+		{"--titanic"}, // Needs a broker that runs Titanic: spawned or external.
+		{"--titanic", "--raw", "-b", "tcp://127.0.0.1:1"},
 		{"extra"},
 	} {
 		var out, errb bytes.Buffer
@@ -99,5 +103,39 @@ func TestCurveSmoke(t *testing.T) {
 	var errb2 bytes.Buffer
 	if code := run([]string{"-b", "tcp://127.0.0.1:1", "--curve"}, &out, &errb2); code != 2 {
 		t.Fatalf("--curve with -b and no keys: exit %d (%s)", code, errb2.String())
+	}
+}
+
+// TestTitanicSpawn: --titanic against a spawned mdbroker (built here) that
+// runs Titanic in a temporary directory: every reply is a stored request.
+func TestTitanicSpawn(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds mdbroker")
+	}
+	bin := filepath.Join(t.TempDir(), "mdbroker")
+	if out, err := exec.Command("go", "build", "-o", bin, "../mdbroker").CombinedOutput(); err != nil {
+		t.Fatalf("go build mdbroker: %v\n%s", err, out)
+	}
+	for _, window := range []string{"1", "16"} {
+		var out, errb bytes.Buffer
+		code := run([]string{"--json", "--titanic", "--spawn-broker", bin, "--clients", "2", "--window", window,
+			"--duration", "500ms", "--warmup", "200ms"}, &out, &errb)
+		if code != 0 {
+			t.Fatalf("window %s: exit status %d; stderr:\n%s", window, code, errb.String())
+		}
+		var res bench.Result
+		if err := json.Unmarshal(out.Bytes(), &res); err != nil {
+			t.Fatalf("output is not JSON: %v\n%s", err, out.String())
+		}
+		p := res.Phase("broker")
+		if !res.Config.Titanic || p == nil || p.Requests == 0 || p.Errors != 0 {
+			t.Fatalf("window %s: result %+v", window, res)
+		}
+		if l := p.Latency; !(l.P50 > 0 && l.P50 <= l.Max) {
+			t.Errorf("window %s: latency %+v", window, l)
+		}
+		if len(p.CPU) < 2 || p.CPU[1].Name != "broker" || p.CPU[1].USPerReq <= 0 {
+			t.Errorf("window %s: cpu %+v: want the broker's", window, p.CPU)
+		}
 	}
 }

@@ -55,6 +55,12 @@ type Config struct {
 	Progress    time.Duration `json:"-"`                      // Progress line interval on stderr (0: none).
 	ThreadCPU   bool          `json:"thread_cpu,omitempty"`   // In-process broker/echo on a locked OS thread, its CPU read per thread.
 	Label       string        `json:"label,omitempty"`        // Free text copied into the result.
+	// Titanic makes the clients submit durable requests to the broker's
+	// Titanic service (titanic.request, 9/TSP) for TitanicTarget, a
+	// service with no worker, so that each reply is a stored request; no
+	// echo workers run. A spawned mdbroker runs Titanic with its store in a
+	// temporary directory (--titanic-dir); an external one must run it.
+	Titanic bool `json:"titanic,omitempty"`
 	// Curve turns CURVE on: for a broker mdbench starts, it makes the
 	// certificates itself; against an external one CurveServerKey and
 	// CurveCert name them. The raw echo stays plain.
@@ -83,6 +89,13 @@ func Defaults() Config {
 	}
 }
 
+// TitanicTarget is the service the --titanic requests are for: nobody
+// serves it, so Titanic only stores them.
+const TitanicTarget = "mdbench-titanic-target"
+
+// titanicRequest is the 9/TSP service that stores a request.
+const titanicRequest = "titanic.request"
+
 // minSize is the smallest body: the first 8 bytes carry the send time.
 const minSize = 8
 
@@ -109,11 +122,11 @@ func (c *Config) Validate() error {
 	switch {
 	case c.Peers != PeersInproc && c.Peers != PeersProcs:
 		return bad("peers", c.Peers, "must be inproc or procs")
-	case c.Workers < 1 && !c.RawOnly:
+	case c.Workers < 1 && !c.RawOnly && !c.Titanic:
 		return bad("workers", c.Workers, "must be at least 1")
 	case c.Services < 1:
 		return bad("services", c.Services, "must be at least 1")
-	case c.Services > c.Workers && !c.RawOnly:
+	case c.Services > c.Workers && !c.RawOnly && !c.Titanic:
 		return bad("services", c.Services, "must not exceed --workers (every service needs a worker)")
 	case c.Clients < 1:
 		return bad("clients", c.Clients, "must be at least 1")
@@ -131,6 +144,10 @@ func (c *Config) Validate() error {
 		return bad("warmup", c.Warmup, "must not be negative")
 	case c.PerfRecord != "" && c.Broker != BrokerSpawn:
 		return bad("perf-record", c.PerfRecord, "needs --spawn-broker")
+	case c.Titanic && c.Broker == BrokerInproc:
+		return errors.New("--titanic needs --spawn-broker or -b: Titanic runs inside mdbroker")
+	case c.Titanic && (c.Raw || c.RawOnly):
+		return errors.New("--titanic cannot be combined with --raw: the raw echo has no Titanic")
 	}
 	return nil
 }

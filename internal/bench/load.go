@@ -72,6 +72,9 @@ func startClients(cfg Config, endpoint string) (*clientLoad, error) {
 	for i := range names {
 		names[i] = serviceName(i, cfg.Services)
 	}
+	if cfg.Titanic {
+		names = []string{titanicRequest}
+	}
 	copts, _, err := peerCurve(cfg)
 	if err != nil {
 		l.abort()
@@ -96,8 +99,12 @@ func startClients(cfg Config, endpoint string) (*clientLoad, error) {
 			l.abort()
 			return nil, err
 		}
-		l.wg.Go(func() { l.sendLoop(ctx, p, i, names) })
-		l.wg.Go(func() { l.recvLoop(ctx, p, h) })
+		// Send times in sending order, for replies that do not echo the
+		// body (Titanic's): one more than the window, for the send that
+		// waits for room.
+		sent := make(chan uint64, cfg.Window+1)
+		l.wg.Go(func() { l.sendLoop(ctx, p, i, names, sent) })
+		l.wg.Go(func() { l.recvLoop(ctx, p, h, sent) })
 	}
 	return l, nil
 }
@@ -110,23 +117,37 @@ func (l *clientLoad) abort() {
 	}
 }
 
-// body returns a request body of cfg.Size bytes in cfg.Frames frames; the
-// first frame, at least 8 bytes long, starts with the send time.
-func makeBody(cfg Config) [][]byte {
+// makeBody returns a request body of cfg.Size bytes in cfg.Frames frames;
+// the first frame, at least 8 bytes long, starts with the send time. For
+// --titanic the whole body follows the target service's name (9/TSP
+// titanic.request), and stamp is the body's first frame, not the request's.
+func makeBody(cfg Config) (req [][]byte, stamp []byte) {
 	per := cfg.Size / cfg.Frames
 	first := cfg.Size - per*(cfg.Frames-1)
 	body := [][]byte{make([]byte, first)}
 	for range cfg.Frames - 1 {
 		body = append(body, make([]byte, per))
 	}
-	return body
+	if cfg.Titanic {
+		return append([][]byte{[]byte(TitanicTarget)}, body...), body[0]
+	}
+	return body, body[0]
+}
+
+// answered reports whether rep is the reply to the request stamped with
+// send time t: the echo of the body, or Titanic's 200 and request id.
+func (l *clientLoad) answered(rep [][]byte, t uint64) bool {
+	if l.cfg.Titanic {
+		return len(rep) == 2 && string(rep[0]) == "200"
+	}
+	return len(rep) > 0 && len(rep[0]) >= 8 && binary.LittleEndian.Uint64(rep[0]) == t
 }
 
 func (l *clientLoad) syncLoop(ctx context.Context, c *client.Client, h *hdrhistogram.Histogram, i int, names []string) {
-	body := makeBody(l.cfg)
+	body, stamp := makeBody(l.cfg)
 	for k := i; ctx.Err() == nil; k++ {
 		t := nanotime()
-		binary.LittleEndian.PutUint64(body[0], t)
+		binary.LittleEndian.PutUint64(stamp, t)
 		rep, err := c.Request(ctx, names[k%len(names)], body...)
 		d := time.Duration(nanotime() - t)
 		if err != nil {
@@ -135,7 +156,7 @@ func (l *clientLoad) syncLoop(ctx context.Context, c *client.Client, h *hdrhisto
 			}
 			continue
 		}
-		if len(rep) == 0 || len(rep[0]) < 8 || binary.LittleEndian.Uint64(rep[0]) != t {
+		if !l.answered(rep, t) {
 			l.errs.Add(1) // Not our echo.
 			continue
 		}
@@ -146,10 +167,18 @@ func (l *clientLoad) syncLoop(ctx context.Context, c *client.Client, h *hdrhisto
 	}
 }
 
-func (l *clientLoad) sendLoop(ctx context.Context, p *client.Pipeline, i int, names []string) {
-	body := makeBody(l.cfg)
+func (l *clientLoad) sendLoop(ctx context.Context, p *client.Pipeline, i int, names []string, sent chan<- uint64) {
+	body, stamp := makeBody(l.cfg)
 	for k := i; ; k++ {
-		binary.LittleEndian.PutUint64(body[0], nanotime())
+		t := nanotime()
+		binary.LittleEndian.PutUint64(stamp, t)
+		if l.cfg.Titanic {
+			select {
+			case sent <- t:
+			case <-ctx.Done():
+				return
+			}
+		}
 		// Send copies the body before it returns, so body can be reused.
 		if err := p.Send(ctx, names[k%len(names)], body...); err != nil {
 			if ctx.Err() == nil && !errors.Is(err, client.ErrClosed) {
@@ -160,7 +189,11 @@ func (l *clientLoad) sendLoop(ctx context.Context, p *client.Pipeline, i int, na
 	}
 }
 
-func (l *clientLoad) recvLoop(ctx context.Context, p *client.Pipeline, h *hdrhistogram.Histogram) {
+// recvLoop counts the replies of a Pipeline. Titanic's replies carry no
+// send time, so its latency is measured from the oldest request without a
+// reply (sent): exact while replies come in sending order, an upper
+// bound otherwise.
+func (l *clientLoad) recvLoop(ctx context.Context, p *client.Pipeline, h *hdrhistogram.Histogram, sent <-chan uint64) {
 	for {
 		r, err := p.Recv(ctx)
 		if err != nil {
@@ -170,12 +203,21 @@ func (l *clientLoad) recvLoop(ctx context.Context, p *client.Pipeline, h *hdrhis
 		if !r.Final {
 			continue
 		}
-		if len(r.Body) == 0 || len(r.Body[0]) < 8 {
+		var t uint64
+		if l.cfg.Titanic {
+			select {
+			case t = <-sent:
+			default: // A reply to nothing sent: counted as an error below.
+			}
+		} else if len(r.Body) > 0 && len(r.Body[0]) >= 8 {
+			t = binary.LittleEndian.Uint64(r.Body[0])
+		}
+		if t == 0 || !l.answered(r.Body, t) {
 			l.errs.Add(1)
 			continue
 		}
 		if l.phase.Load() == phaseMeasure {
-			record(h, time.Duration(now-binary.LittleEndian.Uint64(r.Body[0])))
+			record(h, time.Duration(now-t))
 			l.replies.Add(1)
 		}
 	}
@@ -270,6 +312,18 @@ func waitWorkers(ctx context.Context, cfg Config, endpoint string, timeout time.
 		return err
 	}
 	defer c.Close()
+	if cfg.Titanic {
+		for {
+			ok, err := c.ServiceExists(ctx, titanicRequest)
+			if ok {
+				return nil
+			}
+			if ctx.Err() != nil {
+				return fmt.Errorf("no %s worker at the broker after %v (%v): is Titanic on?", titanicRequest, timeout, err)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
 	per := workersPer(cfg.Workers, cfg.Services)
 	for i := 0; i < len(per); {
 		name := serviceName(i, cfg.Services)

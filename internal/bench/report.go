@@ -9,9 +9,14 @@ import (
 // Describe is a one-line summary of the load cfg puts on a server.
 func Describe(cfg Config) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%d worker(s)", cfg.Workers)
-	if cfg.Services > 1 {
-		fmt.Fprintf(&b, " over %d services", cfg.Services)
+	switch {
+	case cfg.Titanic:
+		fmt.Fprintf(&b, "Titanic durable submissions (titanic.request for %s)", TitanicTarget)
+	default:
+		fmt.Fprintf(&b, "%d worker(s)", cfg.Workers)
+		if cfg.Services > 1 {
+			fmt.Fprintf(&b, " over %d services", cfg.Services)
+		}
 	}
 	fmt.Fprintf(&b, ", %d client(s) x window %d", cfg.Clients, cfg.Window)
 	if cfg.Window == 1 {

@@ -219,6 +219,15 @@ func runBroker(ctx context.Context, cfg Config, progress io.Writer) (*Phase, err
 		if cfg.CurveBrokerCert != "" {
 			args = append(args, "--curve-secret-key", cfg.CurveBrokerCert)
 		}
+		if cfg.Titanic {
+			// Removed after the broker stops (defers run last first).
+			dir, err := os.MkdirTemp("", "mdbench-titanic-")
+			if err != nil {
+				return nil, err
+			}
+			defer os.RemoveAll(dir)
+			args = append(args, "--titanic-dir", dir)
+		}
 		c, err := spawn("broker", cfg.BrokerCPU, cfg.BrokerBin, args...)
 		if err != nil {
 			return nil, err
@@ -257,8 +266,9 @@ func runBroker(ctx context.Context, cfg Config, progress io.Writer) (*Phase, err
 		prof.pprofFile = cfg.CPUProfile
 	}
 	// Workers.
-	switch cfg.Peers {
-	case PeersProcs:
+	switch {
+	case cfg.Titanic: // Titanic's own, inside the broker.
+	case cfg.Peers == PeersProcs:
 		c, err := spawnPeer(roleWorkers, cfg.WorkersCPU, cfg, ph.Endpoint)
 		if err != nil {
 			return nil, err
