@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -331,6 +332,15 @@ func (s *Socket) WaitReadable(timeout time.Duration) (bool, error) {
 		}
 		switch err := s.block(left); err {
 		case nil:
+			if s.opts.Batch {
+				// A reader woke us. Readers that the same network poll
+				// made runnable are queued behind us: let them hand their
+				// messages over first, so that they form one batch (one
+				// write per peer) instead of one batch each. With one P
+				// (GOMAXPROCS 1) the woken owner otherwise always runs
+				// before them; with nothing else runnable this is cheap.
+				runtime.Gosched()
+			}
 		case ErrInterrupted:
 			return false, nil
 		case errTimeout:
