@@ -3,6 +3,7 @@ package transport
 import (
 	"errors"
 	"fmt"
+	"runtime"
 	"time"
 
 	"github.com/majordomo-go/majordomo/internal/zmtp"
@@ -198,6 +199,10 @@ func (p *Poller) Wait(timeout time.Duration) (uint64, error) {
 		}
 		select {
 		case <-p.notify:
+			// A reader woke us: let the readers the same network poll made
+			// runnable hand over first, for one batch (zmtp's WaitReadable
+			// does the same for a batching socket).
+			runtime.Gosched()
 		case <-p.wake:
 			return 0, ErrWoken
 		case <-timer:
