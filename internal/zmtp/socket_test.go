@@ -41,27 +41,35 @@ func endpoints(t *testing.T) []string {
 	}
 }
 
+// routerDealer binds a ROUTER to ep and connects a DEALER to it, both
+// closed when the test ends.
+func routerDealer(t *testing.T, ep string, ro, do Options) (r, d *Socket) {
+	t.Helper()
+	ctx := NewContext()
+	r, err := ctx.NewSocket(Router, ro)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	bound, err := r.Bind(ep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err = ctx.NewSocket(Dealer, do)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	if err := d.Connect(bound); err != nil {
+		t.Fatal(err)
+	}
+	return r, d
+}
+
 func TestRouterDealerEcho(t *testing.T) {
 	for _, ep := range endpoints(t) {
 		t.Run(ep[:3], func(t *testing.T) {
-			ctx := NewContext()
-			r, err := ctx.NewSocket(Router, Options{RouterMandatory: true})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer r.Close()
-			bound, err := r.Bind(ep)
-			if err != nil {
-				t.Fatal(err)
-			}
-			d, err := ctx.NewSocket(Dealer, Options{Identity: []byte("me")})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer d.Close()
-			if err := d.Connect(bound); err != nil {
-				t.Fatal(err)
-			}
+			r, d := routerDealer(t, ep, Options{RouterMandatory: true}, Options{Identity: []byte("me")})
 			big := bytes.Repeat([]byte("x"), 300000)
 			for i := 0; i < 50; i++ {
 				if err := d.Send([][]byte{[]byte("hello"), {}, big[:i*6000]}, false); err != nil {
@@ -95,24 +103,7 @@ func TestRouterDealerEcho(t *testing.T) {
 func TestHoldBatchesWrites(t *testing.T) {
 	for _, ep := range endpoints(t)[:2] { // Connections, not inproc links.
 		t.Run(ep[:3], func(t *testing.T) {
-			ctx := NewContext()
-			r, err := ctx.NewSocket(Router, Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer r.Close()
-			bound, err := r.Bind(ep)
-			if err != nil {
-				t.Fatal(err)
-			}
-			d, err := ctx.NewSocket(Dealer, Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer d.Close()
-			if err := d.Connect(bound); err != nil {
-				t.Fatal(err)
-			}
+			r, d := routerDealer(t, ep, Options{}, Options{})
 			// The first message waits for the connection; its arrival
 			// proves the handshake is done.
 			if err := d.Send([][]byte{[]byte("hi")}, false); err != nil {
