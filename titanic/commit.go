@@ -30,6 +30,7 @@ type committer struct {
 	store    Store
 	maxOps   int
 	maxBytes int
+	spare    bool // Config.SpareProc.
 
 	mu      sync.Mutex
 	queue   []pendingOp
@@ -42,8 +43,8 @@ type committer struct {
 	commitNanos          atomic.Int64
 }
 
-func newCommitter(s Store, maxOps, maxBytes int) *committer {
-	c := &committer{store: s, maxOps: maxOps, maxBytes: maxBytes,
+func newCommitter(s Store, maxOps, maxBytes int, spare bool) *committer {
+	c := &committer{store: s, maxOps: maxOps, maxBytes: maxBytes, spare: spare,
 		wake: make(chan struct{}, 1), done: make(chan struct{})}
 	go c.run()
 	return c
@@ -137,7 +138,7 @@ func (c *committer) run() {
 			ops = append(ops, p.op)
 		}
 		start := time.Now()
-		err := c.store.Commit(ops)
+		err := c.storeCommit(ops)
 		c.commitNanos.Add(int64(time.Since(start)))
 		c.commits.Add(1)
 		c.ops.Add(uint64(len(ops)))
@@ -153,4 +154,17 @@ func (c *committer) run() {
 		}
 		clear(ops)
 	}
+}
+
+// storeCommit commits ops; with spare and GOMAXPROCS 1 it gives the
+// process a second processor for the commit's duration (Config.SpareProc),
+// so that the goroutines this thread's blocking fdatasync would otherwise
+// hold up run meanwhile.
+func (c *committer) storeCommit(ops []*Op) error {
+	if !c.spare || runtime.GOMAXPROCS(0) != 1 {
+		return c.store.Commit(ops)
+	}
+	runtime.GOMAXPROCS(2)
+	defer runtime.GOMAXPROCS(1)
+	return c.store.Commit(ops)
 }

@@ -143,6 +143,19 @@ type Config struct {
 	MaxBatch, MaxBatchBytes int
 	// MaxServiceName bounds the target service name of titanic.request.
 	MaxServiceName int
+	// SpareProc keeps the process running while a commit waits for the
+	// disk. A commit's fdatasync blocks its thread, and Go gives the
+	// blocked thread's processor to another thread only when its sysmon
+	// notices, which takes up to 10 ms and in practice rarely happens
+	// before a 1 ms sync ends. With GOMAXPROCS 1 (mdbroker's default),
+	// every other goroutine of the process, the broker's included, would
+	// stop for every commit. With SpareProc, when GOMAXPROCS is 1 it is
+	// raised to 2 for the commit and set back to 1 after (two brief
+	// stop-the-worlds per commit); otherwise nothing changes. Only for
+	// stores that wait on files (the default bbolt store), in a process
+	// where nothing else changes GOMAXPROCS while Titanic runs. mdbroker
+	// sets it for titanic-dir.
+	SpareProc bool
 
 	// Heartbeat and Liveness are the worker heartbeat settings; they must
 	// match the broker's (defaults: the worker package's, 2.5s and 3).
@@ -358,7 +371,7 @@ func New(cfg Config) (*Server, error) {
 		}
 	}
 	s.disp.pendingGauge.Store(int64(n))
-	s.commit = newCommitter(st, cfg.MaxBatch, cfg.MaxBatchBytes)
+	s.commit = newCommitter(st, cfg.MaxBatch, cfg.MaxBatchBytes, cfg.SpareProc)
 	c := st.Counts()
 	s.log.Info("titanic store opened", "store", where, "pending", n, "replies", c.Replies, "bytes", c.Bytes)
 	return s, nil

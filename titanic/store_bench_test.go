@@ -58,7 +58,7 @@ func BenchmarkStoreSubmit(b *testing.B) {
 }
 
 func benchGroupCommit(b *testing.B, s Store, writers int) {
-	c := newCommitter(s, DefaultMaxBatch, DefaultMaxBatchBytes)
+	c := newCommitter(s, DefaultMaxBatch, DefaultMaxBatchBytes, false)
 	defer c.stop()
 	var g idGen
 	body := [][]byte{bytes.Repeat([]byte("x"), 100)}

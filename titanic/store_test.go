@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -478,7 +479,7 @@ func (s *slowStore) Commit(ops []*Op) error {
 
 func TestCommitterBatches(t *testing.T) {
 	st := &slowStore{}
-	c := newCommitter(st, 100, 1<<20)
+	c := newCommitter(st, 100, 1<<20, false)
 	var wg sync.WaitGroup
 	for range 300 {
 		wg.Go(func() {
@@ -505,7 +506,7 @@ func TestCommitterBatches(t *testing.T) {
 	}
 	// A failed commit fails every op of its batch.
 	st2 := &slowStore{fail: errors.New("disk on fire")}
-	c2 := newCommitter(st2, 100, 1<<20)
+	c2 := newCommitter(st2, 100, 1<<20, false)
 	defer c2.stop()
 	var failed sync.WaitGroup
 	for range 10 {
@@ -516,4 +517,48 @@ func TestCommitterBatches(t *testing.T) {
 		})
 	}
 	failed.Wait()
+}
+
+// procsProbe is the real store, recording GOMAXPROCS during each commit.
+type procsProbe struct {
+	Store
+	seen []int
+}
+
+func (p *procsProbe) Commit(ops []*Op) error {
+	p.seen = append(p.seen, runtime.GOMAXPROCS(0))
+	return p.Store.Commit(ops)
+}
+
+// Config.SpareProc: with GOMAXPROCS 1 a commit runs with 2 and 1 is
+// restored after it; with more, or without SpareProc, nothing changes.
+func TestCommitterSpareProc(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
+	var ids idGen
+	for _, tc := range []struct {
+		procs  int
+		spare  bool
+		during int
+	}{{1, true, 2}, {1, false, 1}, {2, true, 2}} {
+		runtime.GOMAXPROCS(tc.procs)
+		st, err := OpenBolt(filepath.Join(t.TempDir(), "t.db"), BoltOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		probe := &procsProbe{Store: st}
+		c := newCommitter(probe, 100, 1<<20, tc.spare)
+		now := time.Now()
+		err = c.commit(&Op{Kind: OpSubmit, ID: ids.next(now), Service: "svc", Body: [][]byte{[]byte("x")}, Time: now})
+		c.stop()
+		st.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(probe.seen) != 1 || probe.seen[0] != tc.during {
+			t.Errorf("GOMAXPROCS %d, SpareProc %v: %v during the commit, want %d", tc.procs, tc.spare, probe.seen, tc.during)
+		}
+		if got := runtime.GOMAXPROCS(0); got != tc.procs {
+			t.Errorf("GOMAXPROCS %d, SpareProc %v: %d after the commit", tc.procs, tc.spare, got)
+		}
+	}
 }

@@ -103,6 +103,9 @@ func (c Config) Titanic(endpoint string, log *slog.Logger) (titanic.Config, bool
 		Postgres: c.TitanicStore, LeaseTTL: c.TitanicLeaseTTL,
 		ReplyTTL: c.TitanicReplyTTL, RequestTTL: c.TitanicRequestTTL,
 		Heartbeat: c.Heartbeat, Liveness: c.Liveness, Logger: log,
+		// bbolt's fdatasync blocks a thread; with procs 1 it would stop the
+		// broker for every commit. PostgreSQL commits wait on the network.
+		SpareProc: c.TitanicDir != "",
 	}, true
 }
 

@@ -373,3 +373,22 @@ func TestMaxProcs(t *testing.T) {
 		t.Fatalf("--procs -1: %v", err)
 	}
 }
+
+// The built-in Titanic keeps the broker running through its commits when
+// it syncs a file (titanic-dir), not when PostgreSQL stores for it.
+func TestTitanicSpareProc(t *testing.T) {
+	for _, c := range []struct {
+		cfg   Config
+		on    bool
+		spare bool
+	}{
+		{Config{}, false, false},
+		{Config{TitanicDir: "/var/lib/titanic"}, true, true},
+		{Config{TitanicStore: "postgres://titanic@db/titanic"}, true, false},
+	} {
+		tc, on := c.cfg.Titanic("tcp://127.0.0.1:5555", nil)
+		if on != c.on || tc.SpareProc != c.spare {
+			t.Errorf("%+v: on %v, SpareProc %v; want %v, %v", c.cfg, on, tc.SpareProc, c.on, c.spare)
+		}
+	}
+}
