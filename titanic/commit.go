@@ -44,6 +44,9 @@ type committer struct {
 }
 
 func newCommitter(s Store, maxOps, maxBytes int, spare bool) *committer {
+	// A second processor runs in parallel only where there is a second
+	// CPU: pinned to one, raising GOMAXPROCS only adds thread switches.
+	spare = spare && runtime.NumCPU() > 1
 	c := &committer{store: s, maxOps: maxOps, maxBytes: maxBytes, spare: spare,
 		wake: make(chan struct{}, 1), done: make(chan struct{})}
 	go c.run()

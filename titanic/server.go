@@ -149,9 +149,10 @@ type Config struct {
 	// notices, which takes up to 10 ms and in practice rarely happens
 	// before a 1 ms sync ends. With GOMAXPROCS 1 (mdbroker's default),
 	// every other goroutine of the process, the broker's included, would
-	// stop for every commit. With SpareProc, when GOMAXPROCS is 1 it is
-	// raised to 2 for the commit and set back to 1 after (two brief
-	// stop-the-worlds per commit); otherwise nothing changes. Only for
+	// stop for every commit. With SpareProc, when GOMAXPROCS is 1 and the
+	// process may run on more than one CPU, it is raised to 2 for the
+	// commit and set back to 1 after (two brief stop-the-worlds per
+	// commit); otherwise nothing changes. Only for
 	// stores that wait on files (the default bbolt store), in a process
 	// where nothing else changes GOMAXPROCS while Titanic runs. mdbroker
 	// sets it for titanic-dir.
