@@ -626,6 +626,7 @@ func (c *conn) writeLoop() {
 			buf := c.wbuf
 			c.mu.Unlock()
 			_, err := c.nc.Write(buf)
+			c.s.stats.flushes.Add(1)
 			if err != nil {
 				c.close()
 				return

@@ -102,9 +102,10 @@ type Stats struct {
 	// Pongs counts PONG commands received: answers to our heartbeats
 	// (37/ZMTP), which keep a connection alive.
 	Pongs int64
-	// Flushes counts the writes the owner made to a connection's socket,
-	// each carrying every message queued for that connection since the
-	// last one: sends divided by flushes is how well writes are batched.
+	// Flushes counts the writes of queued output to connections (by the
+	// owner, or by a connection's writer for what the owner could not
+	// write), each carrying everything queued for that connection since
+	// the last one: sends divided by flushes is how well writes batch.
 	Flushes int64
 }
 

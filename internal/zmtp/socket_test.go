@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/majordomo-go/majordomo/internal/testutil"
 )
 
 func recvWait(t *testing.T, s *Socket, d time.Duration) [][]byte {
@@ -110,6 +112,18 @@ func TestHoldBatchesWrites(t *testing.T) {
 				t.Fatal(err)
 			}
 			recvWait(t, r, 5*time.Second)
+			// The connection's writer sent what waited for the handshake;
+			// once it is idle, the owner writes itself.
+			testutil.Eventually(t, 5*time.Second, "writer idle", func() bool {
+				d.sync() // The owner learns of the connection.
+				c, ok := d.pipes[0].link.(*conn)
+				if !ok {
+					return false
+				}
+				c.mu.Lock()
+				defer c.mu.Unlock()
+				return !c.writing
+			})
 			const n = 50
 			burst := func(hold bool) int64 {
 				before := d.Stats().Flushes
