@@ -284,9 +284,7 @@ func (c *conn) fill(n int) error {
 			// Grow as the octets arrive, not to the size a header claims:
 			// a peer in its handshake must send a megabyte to make us hold
 			// one.
-			nb := make([]byte, min(max(2*len(c.buf), minReadBuf), n))
-			copy(nb, c.buf[:c.w])
-			c.buf = nb
+			c.grow(min(max(2*len(c.buf), minReadBuf), n))
 		}
 		k, err := c.read(c.buf[c.w:])
 		c.w += k

@@ -98,7 +98,13 @@ func (c *conn) readLoop() (socketClosed bool, err error) {
 
 	// consume cuts every complete frame in the buffer, hands the whole
 	// messages over, and reports whether the next frame is too large for
-	// the buffer (it then takes the large-frame path).
+	// the buffer (it then takes the large-frame path with the header left
+	// in lflags, lsize and lhdr).
+	var (
+		lflags byte
+		lsize  uint64
+		lhdr   int
+	)
 	consume := func() (large bool, err error) {
 		// First find where the complete frames end, then copy them all into
 		// one new slab, so that the messages of one read share one
@@ -131,8 +137,8 @@ func (c *conn) readLoop() (socketClosed bool, err error) {
 			clear(batch)
 			batch, ctl = batch[:0], 0
 		}
-		_, size, hdr, _ := wire.ParseFrameHeader(c.buf[c.r:c.w], maxFrame)
-		return hdr > 0 && hdr+int(size) > maxReadBuf, nil
+		lflags, lsize, lhdr, _ = wire.ParseFrameHeader(c.buf[c.r:c.w], maxFrame)
+		return lhdr > 0 && lhdr+int(lsize) > maxReadBuf, nil
 	}
 
 	for {
@@ -147,13 +153,12 @@ func (c *conn) readLoop() (socketClosed bool, err error) {
 		// which grows as its octets arrive: a peer that announces a large
 		// frame (within MaxMsgSize) and sends little makes us hold little.
 		if large {
-			flags, size, hdr, _ := wire.ParseFrameHeader(c.buf[c.r:c.w], maxFrame)
-			body, err := c.readLarge(int(size), c.buf[c.r+hdr:c.w])
+			body, err := c.readLarge(int(lsize), c.buf[c.r+lhdr:c.w])
 			c.r, c.w = 0, 0
 			if err != nil {
 				return false, err
 			}
-			if err := handle(flags, body); err != nil {
+			if err := handle(lflags, body); err != nil {
 				return false, err
 			}
 			continue
@@ -314,11 +319,17 @@ func (c *conn) got(n int) int64 {
 	now := time.Now().UnixNano()
 	c.lastRecv.Store(now)
 	if c.w == len(c.buf) && len(c.buf) < maxReadBuf {
-		nb := make([]byte, 2*len(c.buf))
-		copy(nb, c.buf[:c.w])
-		c.buf = nb
+		c.grow(2 * len(c.buf))
 	}
 	return now
+}
+
+// grow replaces the buffer with one of size octets holding the same
+// unread octets.
+func (c *conn) grow(size int) {
+	nb := make([]byte, size)
+	copy(nb, c.buf[:c.w])
+	c.buf = nb
 }
 
 // makeRoom compacts or grows the buffer so that a read has room.
@@ -334,9 +345,7 @@ func (c *conn) makeRoom() error {
 			// large-frame path. Guard against a loop anyway.
 			return fmt.Errorf("zmtp: read buffer full")
 		}
-		nb := make([]byte, 2*len(c.buf))
-		copy(nb, c.buf[:c.w])
-		c.buf = nb
+		c.grow(2 * len(c.buf))
 	}
 	return nil
 }
