@@ -34,6 +34,7 @@ unit:
 	$(GO) test -race -count=1 -timeout 10m ./...
 
 fuzz:
+	./scripts/fuzz-selftest.sh
 	FUZZTIME=$(FUZZTIME) ./scripts/fuzz.sh
 
 test: test-deps vet lint unit fuzz
