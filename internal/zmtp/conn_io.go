@@ -466,21 +466,26 @@ func (c *conn) queueCommand(app func([]byte) []byte) {
 	c.mu.Unlock()
 }
 
-// send queues one message (owner goroutine); false at the high-water mark.
-func (c *conn) send(s *Socket, msg [][]byte) bool {
+// send queues one message (owner goroutine), unless the peer is at the
+// high-water mark or the connection is closing.
+func (c *conn) send(s *Socket, msg [][]byte) sendResult {
 	c.mu.Lock()
-	if c.dead || c.outMsgs+c.wMsgs >= s.opts.SendHWM {
+	if c.dead {
 		c.mu.Unlock()
-		return false
+		return sendGone
+	}
+	if c.outMsgs+c.wMsgs >= s.opts.SendHWM {
+		c.mu.Unlock()
+		return sendFull
 	}
 	if !c.encode(msg) {
 		c.mu.Unlock()
-		return false
+		return sendGone
 	}
 	c.outMsgs++
 	c.mu.Unlock()
 	s.markDirty(c)
-	return true
+	return sent
 }
 
 // sendPending sends messages that waited for this connection, from the

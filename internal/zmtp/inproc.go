@@ -41,9 +41,9 @@ func pairInproc(a *Socket, pa *pipe, b *Socket) {
 	b.stats.active.Add(1)
 }
 
-func (l *inprocLink) send(s *Socket, msg [][]byte) bool {
+func (l *inprocLink) send(s *Socket, msg [][]byte) sendResult {
 	if l.dead.Load() {
-		return false
+		return sendGone
 	}
 	m := msg
 	if len(l.id) > 0 || l.peer.typ == Router {
@@ -53,9 +53,12 @@ func (l *inprocLink) send(s *Socket, msg [][]byte) bool {
 	}
 	cp := copyMsg(m)
 	if l.peer.typ == Pub {
-		return true
+		return sent
 	}
-	return l.peer.in.offer(item{kind: itemMsg, p: l.peerPipe, msg: cp})
+	if !l.peer.in.offer(item{kind: itemMsg, p: l.peerPipe, msg: cp}) {
+		return sendFull
+	}
+	return sent
 }
 
 func (l *inprocLink) subscribe(s *Socket, topic []byte, on bool) {

@@ -471,11 +471,19 @@ func (s *Socket) trySend(frames [][]byte) error {
 			}
 			return nil
 		}
-		if !s.sendTo(p, frames[1:]) {
+		switch s.sendTo(p, frames[1:]) {
+		case sendFull:
 			if s.opts.RouterMandatory {
 				return ErrAgain
 			}
 			s.stats.dropped.Add(1)
+		case sendGone:
+			// The connection is closing and the owner has not seen its
+			// detach yet: libzmq's ROUTER reports a pipe that is no longer
+			// active as EHOSTUNREACH, not EAGAIN (the peer is gone, not slow).
+			if s.opts.RouterMandatory {
+				return ErrUnroutable
+			}
 		}
 		return nil
 	case Dealer, Req:
@@ -488,7 +496,7 @@ func (s *Socket) trySend(frames [][]byte) error {
 		for i := 0; i < len(s.pipes); i++ {
 			p := s.pipes[s.rr%len(s.pipes)]
 			s.rr++
-			if s.sendTo(p, frames) {
+			if s.sendTo(p, frames) == sent {
 				return nil
 			}
 		}
@@ -498,7 +506,7 @@ func (s *Socket) trySend(frames [][]byte) error {
 			return fmt.Errorf("zmtp: empty message")
 		}
 		for _, p := range s.pipes {
-			if p.link != nil && p.subs.match(frames[0]) && !p.link.send(s, frames) {
+			if p.link != nil && p.subs.match(frames[0]) && p.link.send(s, frames) == sendFull {
 				s.stats.dropped.Add(1)
 			}
 		}
@@ -507,14 +515,23 @@ func (s *Socket) trySend(frames [][]byte) error {
 	return ErrNotSupported
 }
 
+// sendResult is what queueing one message to a peer came to.
+type sendResult uint8
+
+const (
+	sent     sendResult = iota
+	sendFull            // The peer is at its high-water mark.
+	sendGone            // The peer's connection is closing or closed.
+)
+
 // sendTo queues msg to p: on its connection, or while it has none (a
-// connecting pipe), in the pipe itself. false: p is full.
-func (s *Socket) sendTo(p *pipe, msg [][]byte) bool {
+// connecting pipe), in the pipe itself.
+func (s *Socket) sendTo(p *pipe, msg [][]byte) sendResult {
 	if p.link != nil {
 		return p.link.send(s, msg)
 	}
 	if !p.connecting {
-		return false
+		return sendGone
 	}
 	p.mu.Lock()
 	if live := p.live; live != nil {
@@ -524,10 +541,10 @@ func (s *Socket) sendTo(p *pipe, msg [][]byte) bool {
 	}
 	defer p.mu.Unlock()
 	if s.opts.Immediate || len(p.pending) >= s.opts.SendHWM {
-		return false
+		return sendFull
 	}
 	p.pending = append(p.pending, copyMsg(msg))
-	return true
+	return sent
 }
 
 // attachLive is called by a connection of a connecting pipe once its
@@ -755,8 +772,9 @@ type pipe struct {
 
 // link is a pipe's attached connection: TCP/IPC or inproc.
 type link interface {
-	// send queues one message; false at the high-water mark.
-	send(s *Socket, msg [][]byte) bool
+	// send queues one message, unless the peer is at its high-water mark
+	// or its connection is gone.
+	send(s *Socket, msg [][]byte) sendResult
 	// subscribe sends a SUBSCRIBE or CANCEL (SUB sockets).
 	subscribe(s *Socket, topic []byte, on bool)
 	// close ends the connection at once.

@@ -100,6 +100,32 @@ func TestRouterDealerEcho(t *testing.T) {
 	}
 }
 
+// A ROUTER_MANDATORY send to a peer whose connection is closing, before
+// the owner has seen it go, fails with ErrUnroutable as libzmq's
+// EHOSTUNREACH does, not ErrAgain: the peer is gone, not slow, and the
+// broker counts the two apart (reply_unroutable, reply_blocked).
+func TestRouterSendToClosingPeer(t *testing.T) {
+	for _, ep := range endpoints(t) {
+		t.Run(ep[:3], func(t *testing.T) {
+			r, d := routerDealer(t, ep, Options{RouterMandatory: true}, Options{Identity: []byte("me")})
+			if err := d.Send([][]byte{[]byte("hi")}, false); err != nil {
+				t.Fatal(err)
+			}
+			recvWait(t, r, 5*time.Second)
+			p := r.routes["me"]
+			if p == nil || p.link == nil {
+				t.Fatal("no route to the dealer")
+			}
+			p.link.close()
+			// trySend, not Send: Send would first take the detach the
+			// closing connection posts, which may or may not be there yet.
+			if err := r.trySend([][]byte{[]byte("me"), []byte("x")}); err != ErrUnroutable {
+				t.Fatalf("send to a closing peer: %v, want ErrUnroutable", err)
+			}
+		})
+	}
+}
+
 // Sends made after Hold leave in one write per connection at the Flush;
 // without Hold each send is its own write.
 func TestHoldBatchesWrites(t *testing.T) {
