@@ -31,6 +31,38 @@ type Listener struct {
 	Mechanism string
 }
 
+// ConnStats are the connection counters of one front's listening socket,
+// kept by the transport below any protocol: a peer that sends garbage, never
+// finishes its handshake or breaks framing is counted here, since it never
+// reaches a protocol counter. Handshakes refused by the Authenticator are
+// split by reason in Stats.
+type ConnStats struct {
+	// Front names the front ("mdp", "emqp-backend", ...).
+	Front string
+	// Accepted counts connections accepted on the front's endpoints.
+	Accepted uint64
+	// Open is the number of connections past their handshake and open.
+	Open int
+	// HandshakeFailed counts connections closed during the greeting or
+	// handshake: garbage, the handshake deadline, a wrong mechanism or
+	// socket type. AuthRefused counts those the Authenticator refused.
+	HandshakeFailed, AuthRefused uint64
+	// ProtocolErrors counts connections closed for a malformed frame or
+	// command after the handshake, TooLarge those closed for a frame over
+	// the size limit.
+	ProtocolErrors, TooLarge uint64
+	// RefusedLimit counts connections closed at once because the socket
+	// had its maximum of connections.
+	RefusedLimit uint64
+	// Disconnected counts connections that ended after their handshake.
+	Disconnected uint64
+	// HWMDropped counts messages dropped at a peer's high-water mark by
+	// a socket that drops rather than reports (a PUB socket's slow
+	// subscribers); the routers report instead, and the servers count
+	// those drops by their own reasons.
+	HWMDropped uint64
+}
+
 // Plaintext reports whether the endpoint is reachable from outside the
 // process and neither authenticated nor encrypted (NULL, at most filtered
 // by address). An inproc:// endpoint is not: only code in the process can

@@ -208,6 +208,12 @@ func (b *Broker) Listeners() []auth.Listener {
 	return append([]auth.Listener(nil), b.listeners...)
 }
 
+// ConnStats returns the connection counters of the broker's socket, under
+// FrontMDP (its internal endpoints included). Any goroutine may call it.
+func (b *Broker) ConnStats() []auth.ConnStats {
+	return []auth.ConnStats{secure.ConnStats(FrontMDP, b.sock)}
+}
+
 // AuthStats returns the ZAP handler's counters (refused handshakes by
 // reason), or zero Stats without security.
 func (b *Broker) AuthStats() auth.Stats {

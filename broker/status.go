@@ -77,6 +77,8 @@ type Status struct {
 	// reason, and by front (ZAP domain), every front that shares the
 	// Authenticator included.
 	Auth auth.Stats
+	// Conns are the connection counters of the broker's socket.
+	Conns []auth.ConnStats
 }
 
 // Status returns a detailed snapshot. It is built on the event loop and copied
@@ -96,6 +98,7 @@ func (b *Broker) Status() Status {
 		st.Policy = b.sec.authz != nil
 	}
 	st.Auth = b.AuthStats()
+	st.Conns = b.ConnStats()
 	return st
 }
 

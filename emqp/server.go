@@ -287,6 +287,21 @@ func (s *Server) Listeners() []auth.Listener {
 	return append([]auth.Listener(nil), s.listeners...)
 }
 
+// ConnStats returns the connection counters of every front's socket, in
+// the order of the fronts. Any goroutine may call it.
+func (s *Server) ConnStats() []auth.ConnStats {
+	var cs []auth.ConnStats
+	for i, sock := range s.socks {
+		if sock != nil {
+			cs = append(cs, secure.ConnStats(fronts[i], sock))
+		}
+	}
+	if s.pubOut != nil {
+		cs = append(cs, secure.ConnStats(FrontPubOut, s.pubOut))
+	}
+	return cs
+}
+
 // release closes whatever open created.
 func (s *Server) release() {
 	if s.sched != nil {
@@ -377,6 +392,7 @@ func (s *Server) Status() Status {
 	}
 	// Fixed at New, or atomic counters: read off the loop.
 	st.Listeners = s.Listeners()
+	st.Conns = s.ConnStats()
 	if s.cfg.Security != nil {
 		st.Auth = s.cfg.Security.Authenticator.Stats()
 	}

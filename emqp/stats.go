@@ -239,7 +239,9 @@ type Status struct {
 	Listeners []auth.Listener
 	// Auth are the counters of Config.Security's Authenticator (zero
 	// without security), by front.
-	Auth       auth.Stats
+	Auth auth.Stats
+	// Conns are the connection counters of every front's socket.
+	Conns      []auth.ConnStats
 	Queues     []QueueStatus     // Sorted by name.
 	Workers    []WorkerStatus    // Sorted by identity.
 	Schedulers []SchedulerStatus // Sorted by identity.

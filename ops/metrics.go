@@ -34,7 +34,7 @@ func newDescs() descs {
 		removed:       g("workers_removed_total", "Workers removed, by reason (disconnect, expired heartbeats, protocol error, ...).", "reason"),
 		workers:       g("workers", "Registered workers, by state (idle or busy).", "state"),
 		services:      g("services", "Services the broker knows (with workers or queued requests, or recently used)."),
-		connections:   g("connections", "Peer connections (clients and workers) to the broker's endpoints, from libzmq's socket monitor."),
+		connections:   g("connections", "Peer connections (clients and workers) to the broker's MDP endpoints, past their handshake."),
 		queued:        g("queued_requests", "Requests waiting for a worker, over all services."),
 		queuedBytes:   g("queued_bytes", "Body bytes of the requests waiting for a worker."),
 		startTime:     g("start_time_seconds", "When the broker started serving, in seconds since the Unix epoch."),

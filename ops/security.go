@@ -25,6 +25,7 @@ const ReasonPolicy = "policy"
 type EMQPSecuritySource interface {
 	Stats() emqp.Stats
 	Listeners() []auth.Listener
+	ConnStats() []auth.ConnStats
 }
 
 // SecurityInfo is the "security" section of GET /api/v1/status.
@@ -49,6 +50,37 @@ type FrontInfo struct {
 	// Refused counts refusals by reason: handshake reasons (auth.Reason
 	// names) and ReasonPolicy.
 	Refused map[string]uint64 `json:"refused"`
+	// Connections are the transport's counters of the front's socket
+	// (absent for the HTTP front).
+	Connections *ConnInfo `json:"connections,omitempty"`
+}
+
+// ConnInfo are the connection counters of one front (auth.ConnStats).
+type ConnInfo struct {
+	Open            int    `json:"open"`
+	Accepted        uint64 `json:"accepted"`
+	HandshakeFailed uint64 `json:"handshake_failed"`
+	AuthRefused     uint64 `json:"auth_refused"`
+	ProtocolErrors  uint64 `json:"protocol_errors"`
+	TooLarge        uint64 `json:"too_large"`
+	RefusedLimit    uint64 `json:"refused_limit"`
+	Disconnected    uint64 `json:"disconnected"`
+	HWMDropped      uint64 `json:"hwm_dropped"`
+}
+
+// connEvents names the counters of a ConnInfo in
+// mdbroker_connection_events_total, in a fixed order.
+var connEvents = []struct {
+	name string
+	get  func(*ConnInfo) uint64
+}{
+	{"accepted", func(c *ConnInfo) uint64 { return c.Accepted }},
+	{"handshake_failed", func(c *ConnInfo) uint64 { return c.HandshakeFailed }},
+	{"auth_refused", func(c *ConnInfo) uint64 { return c.AuthRefused }},
+	{"protocol_error", func(c *ConnInfo) uint64 { return c.ProtocolErrors }},
+	{"too_large", func(c *ConnInfo) uint64 { return c.TooLarge }},
+	{"refused_limit", func(c *ConnInfo) uint64 { return c.RefusedLimit }},
+	{"disconnected", func(c *ConnInfo) uint64 { return c.Disconnected }},
 }
 
 // EndpointInfo is one listening endpoint of a front.
@@ -89,6 +121,15 @@ func (sec *security) fronts(st *broker.Status) *SecurityInfo {
 			}
 		}
 	}
+	conns := func(cs []auth.ConnStats) {
+		for _, c := range cs {
+			front(c.Front).Connections = &ConnInfo{
+				Open: c.Open, Accepted: c.Accepted, HandshakeFailed: c.HandshakeFailed, AuthRefused: c.AuthRefused,
+				ProtocolErrors: c.ProtocolErrors, TooLarge: c.TooLarge, RefusedLimit: c.RefusedLimit,
+				Disconnected: c.Disconnected, HWMDropped: c.HWMDropped,
+			}
+		}
+	}
 	handshakes := func(a auth.Stats, only func(string) bool) {
 		for _, fs := range a.Fronts {
 			if only != nil && !only(fs.Front) {
@@ -104,12 +145,14 @@ func (sec *security) fronts(st *broker.Status) *SecurityInfo {
 		}
 	}
 	listen(st.Listeners)
+	conns(st.Conns)
 	handshakes(st.Auth, nil)
 	front(broker.FrontMDP).Refused[ReasonPolicy] = st.DroppedBy(broker.DropUnauthorizedCall) + st.DroppedBy(broker.DropUnauthorizedReady)
 	if p := sec.emqp.Load(); p != nil {
 		src := *p
 		ls := src.Listeners()
 		listen(ls)
+		conns(src.ConnStats())
 		est := src.Stats()
 		for _, l := range ls {
 			if l.Front != emqp.FrontPubOut { // PUB receives nothing to refuse.
@@ -129,7 +172,7 @@ func (sec *security) fronts(st *broker.Status) *SecurityInfo {
 
 // securityDescs are the security metrics, emitted by the Collector.
 type securityDescs struct {
-	accepted, refused, listener *prometheus.Desc
+	accepted, refused, listener, connEvents, openConns, hwmDropped *prometheus.Desc
 }
 
 func newSecurityDescs() securityDescs {
@@ -141,11 +184,18 @@ func newSecurityDescs() securityDescs {
 		listener: prometheus.NewDesc("mdbroker_listener_info",
 			"One series per listening endpoint with its front and mechanism (CURVE, PLAIN, NULL); plaintext=\"true\" for an endpoint neither authenticated nor encrypted.",
 			[]string{"front", "endpoint", "mechanism", "plaintext"}, nil),
+		connEvents: prometheus.NewDesc("mdbroker_connection_events_total",
+			`What happened to the connections of each front's socket, below any protocol: accepted, handshake_failed (garbage, handshake deadline, wrong mechanism or socket type), auth_refused, protocol_error (malformed frame or command), too_large (frame over max-frame-size), refused_limit (too many connections), disconnected (ended after the handshake).`,
+			[]string{"front", "event"}, nil),
+		openConns: prometheus.NewDesc("mdbroker_open_connections", "Connections past their handshake, by front.", []string{"front"}, nil),
+		hwmDropped: prometheus.NewDesc("mdbroker_hwm_dropped_messages_total",
+			"Messages a front's socket dropped at a peer's high-water mark (the eMQP PUB front's slow subscribers; the routers report full peers to the server, which counts those drops by reason).",
+			[]string{"front"}, nil),
 	}
 }
 
 func (d *securityDescs) all() []*prometheus.Desc {
-	return []*prometheus.Desc{d.accepted, d.refused, d.listener}
+	return []*prometheus.Desc{d.accepted, d.refused, d.listener, d.connEvents, d.openConns, d.hwmDropped}
 }
 
 // collect emits the security metrics of info.
@@ -157,6 +207,13 @@ func (d *securityDescs) collect(ch chan<- prometheus.Metric, info *SecurityInfo)
 				plaintext = "true"
 			}
 			ch <- prometheus.MustNewConstMetric(d.listener, prometheus.GaugeValue, 1, f.Front, e.Endpoint, e.Mechanism, plaintext)
+		}
+		if c := f.Connections; c != nil {
+			for _, e := range connEvents {
+				ch <- prometheus.MustNewConstMetric(d.connEvents, prometheus.CounterValue, float64(e.get(c)), f.Front, e.name)
+			}
+			ch <- prometheus.MustNewConstMetric(d.openConns, prometheus.GaugeValue, float64(c.Open), f.Front)
+			ch <- prometheus.MustNewConstMetric(d.hwmDropped, prometheus.CounterValue, float64(c.HWMDropped), f.Front)
 		}
 		if f.Front == FrontHTTP {
 			continue // No handshake, no policy.

@@ -89,6 +89,19 @@ func ListenWith(s *auth.ServerSecurity, sock transport.Socket, front, endpoint s
 	return auth.Listener{Front: front, Endpoint: bound, Mechanism: MechanismName(m)}, nil
 }
 
+// ConnStats reads the connection counters of sock, the listening socket of
+// front. Any goroutine may call it.
+func ConnStats(front string, sock transport.Socket) auth.ConnStats {
+	st := sock.Stats()
+	return auth.ConnStats{
+		Front: front, Accepted: uint64(st.Accepted), Open: int(st.Active),
+		HandshakeFailed: uint64(st.HandshakeFailed), AuthRefused: uint64(st.AuthRefused),
+		ProtocolErrors: uint64(st.ProtocolErrors), TooLarge: uint64(st.TooLarge),
+		RefusedLimit: uint64(st.RefusedLimit), Disconnected: uint64(st.Disconnected),
+		HWMDropped: uint64(st.Dropped),
+	}
+}
+
 // Context installs a as the authentication hook of zctx (27/ZAP: "The
 // handler SHALL start before any server starts": call it before any socket
 // of zctx binds) and returns the context to use from then on: its Term
