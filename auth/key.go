@@ -71,7 +71,8 @@ func LoadPublicKey(keyOrPath string) (Key, error) {
 	return c.Public, nil
 }
 
-// NewKeypair returns a new key pair made by libzmq (zmq_curve_keypair).
+// NewKeypair returns a new Curve25519 key pair from crypto/rand, as
+// zmq_curve_keypair makes one.
 func NewKeypair() (public, secret Key, err error) {
 	p, s, err := transport.CurveKeypair()
 	if err != nil {

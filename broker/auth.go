@@ -1,8 +1,9 @@
 package broker
 
 // The broker's side of security: CURVE/PLAIN on the ROUTER's endpoints, the
-// in-process ZAP handler, and per-service authorization of READY and
-// REQUEST by the ZAP User-Id libzmq attaches to every message. The package
+// in-process authentication hook (27/ZAP semantics), and per-service
+// authorization of READY and REQUEST by the User-Id the transport attaches
+// to every message, as libzmq does. The package
 // github.com/majordomo-go/majordomo/auth reads the keys, lists and policy.
 
 import (

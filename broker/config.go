@@ -67,8 +67,9 @@ type Config struct {
 	// MaxFrames is the most frames accepted in one message; longer messages
 	// are dropped and counted.
 	MaxFrames int
-	// MaxFrameSize is the largest frame libzmq accepts (ZMQ_MAXMSGSIZE); a
-	// peer sending a larger one is disconnected by libzmq.
+	// MaxFrameSize is the largest frame accepted (libzmq's ZMQ_MAXMSGSIZE);
+	// a peer announcing a larger one is disconnected before anything is
+	// allocated for it.
 	MaxFrameSize int64
 	// Internal are inproc:// endpoints for peers in this process, such as
 	// mdbroker's built-in Titanic; a client or worker of this module

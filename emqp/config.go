@@ -112,7 +112,7 @@ type Config struct {
 	// counted (Stats.Unauthorized).
 	Authorizer Authorizer
 
-	// MaxFrameSize is the largest frame libzmq accepts (ZMQ_MAXMSGSIZE).
+	// MaxFrameSize is the largest frame accepted (libzmq's ZMQ_MAXMSGSIZE).
 	MaxFrameSize int64
 	// Logger receives the server's logs (default slog.Default()).
 	Logger *slog.Logger

@@ -13,7 +13,7 @@ import (
 
 const keygenUsage = `Usage: mdcli keygen [flags] NAME
 
-Make a new CURVE key pair (with libzmq) and write it as two certificates in
+Make a new CURVE key pair (Curve25519, from crypto/rand) and write it as two certificates in
 czmq's format: NAME, the public certificate (mode 0644), to copy into the
 broker's --curve-allow directory or give to clients as --curve-server-key;
 and NAME_secret, the secret certificate (mode 0600), for --curve-cert or
