@@ -1,7 +1,6 @@
 package ops
 
 import (
-	"context"
 	"encoding/json"
 	"net"
 	"strings"
@@ -41,16 +40,7 @@ func sendGarbage(t *testing.T, endpoint string) {
 func TestConnectionEvents(t *testing.T) {
 	b := startBroker(t, broker.Config{})
 	srv, base := startServer(t, b, 100)
-	e, err := emqp.New(emqp.Config{Frontend: "tcp://127.0.0.1:*", Backend: "tcp://127.0.0.1:*", Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- e.Run(context.Background()) }()
-	t.Cleanup(func() { e.Close(); <-done })
-	if err := srv.AddEMQP(e); err != nil {
-		t.Fatal(err)
-	}
+	e := startEMQP(t, srv)
 
 	sendGarbage(t, b.Endpoints()[0])
 	sendGarbage(t, b.Endpoints()[0])

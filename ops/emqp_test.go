@@ -2,8 +2,6 @@ package ops
 
 import (
 	"context"
-	"io"
-	"log/slog"
 	"testing"
 
 	"github.com/majordomo-go/majordomo/broker"
@@ -15,11 +13,11 @@ import (
 
 // TestEMQPMetrics: a job manager's INFORM and a client's REQUEST show up in
 // the eMQP metrics of /metrics.
-func TestEMQPMetrics(t *testing.T) {
-	b := startBroker(t, broker.Config{})
-	srv, base := startServer(t, b, 100)
-	e, err := emqp.New(emqp.Config{Frontend: "tcp://127.0.0.1:*", Backend: "tcp://127.0.0.1:*",
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+// startEMQP runs an eMQP server with a frontend and a backend on
+// ephemeral ports until the test ends, its metrics added to srv.
+func startEMQP(t *testing.T, srv *Server) *emqp.Server {
+	t.Helper()
+	e, err := emqp.New(emqp.Config{Frontend: "tcp://127.0.0.1:*", Backend: "tcp://127.0.0.1:*", Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -29,6 +27,13 @@ func TestEMQPMetrics(t *testing.T) {
 	if err := srv.AddEMQP(e); err != nil {
 		t.Fatal(err)
 	}
+	return e
+}
+
+func TestEMQPMetrics(t *testing.T) {
+	b := startBroker(t, broker.Config{})
+	srv, base := startServer(t, b, 100)
+	e := startEMQP(t, srv)
 	eps := e.Endpoints()
 	jm := dealer.Dial(t, eps.Backend, transport.Options{})
 	str := func(ss ...string) [][]byte {
