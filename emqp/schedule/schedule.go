@@ -114,7 +114,10 @@ func ParseCron(expr string) (cron.Schedule, error) {
 // schedule_hash). Missing fields count as null.
 func Key(job []byte) (string, error) {
 	var msg []any
-	if err := unmarshal(job, &msg); err != nil || len(msg) < 2 {
+	if err := unmarshal(job, &msg); err != nil {
+		return "", fmt.Errorf("%w: job is not a JSON list [command, {...}]: %v", ErrSpec, err)
+	}
+	if len(msg) < 2 {
 		return "", fmt.Errorf("%w: job is not a JSON list [command, {...}]", ErrSpec)
 	}
 	params, ok := msg[1].(map[string]any)
@@ -129,6 +132,16 @@ func Key(job []byte) (string, error) {
 	return hex.EncodeToString(sum[:]), nil
 }
 
+// MaxIntDigits is the longest integer literal a job may hold: Python's
+// default int_max_str_digits (3.11 and later), past which EventMQ's own
+// json.loads refuses the job. It also bounds the work of one key: decimal
+// conversion of an arbitrary-precision integer grows faster than linearly
+// (a 1 MiB literal took 6 s here), and keys are computed on the server's
+// event loop.
+const MaxIntDigits = 4300
+
+// unmarshal decodes JSON with numbers kept as literals, refusing integer
+// literals of more than MaxIntDigits digits.
 func unmarshal(b []byte, v any) error {
 	d := json.NewDecoder(strings.NewReader(string(b)))
 	d.UseNumber()
@@ -137,6 +150,34 @@ func unmarshal(b []byte, v any) error {
 	}
 	if d.More() {
 		return errors.New("trailing data")
+	}
+	return checkInts(v)
+}
+
+// checkInts walks a decoded value for integer literals over MaxIntDigits.
+func checkInts(v any) error {
+	switch x := v.(type) {
+	case *[]any:
+		return checkInts(*x)
+	case *any:
+		return checkInts(*x)
+	case []any:
+		for _, e := range x {
+			if err := checkInts(e); err != nil {
+				return err
+			}
+		}
+	case map[string]any:
+		for _, e := range x {
+			if err := checkInts(e); err != nil {
+				return err
+			}
+		}
+	case json.Number:
+		lit := strings.TrimPrefix(string(x), "-")
+		if len(lit) > MaxIntDigits && !strings.ContainsAny(lit, ".eE") {
+			return fmt.Errorf("integer of %d digits (at most %d)", len(lit), MaxIntDigits)
+		}
 	}
 	return nil
 }

@@ -102,6 +102,8 @@ func TestKeyMatchesPython(t *testing.T) {
 		`["run", {"callable": "f\u00e9\ud83d\ude00", "path": "caf\u00e9 \"q\" \\ / <>&\t\n\u0001\u007f", "kwargs": {"\u00e9": 1, "e": 2, "E": 3}}]`,
 		`["run", {"path": "m", "callable": "g", "args": [[1, [2, {"b": [], "a": {}}]]]}]`,
 		`["run", {}]`,
+		// The longest integer Python (3.11+) converts by default.
+		`["run", {"args": [-` + strings.Repeat("9", MaxIntDigits) + `]}]`,
 	}
 	dumps, hashes := pythonDumps(t, inputs)
 	for i, in := range inputs {
@@ -117,7 +119,10 @@ func TestKeyMatchesPython(t *testing.T) {
 			t.Errorf("Key(%s) = %s, %v; Python %s", in, got, err, hashes[i])
 		}
 	}
-	for _, bad := range []string{`{}`, `["run"]`, `["run", 5]`, `not json`, `["run", {}] trailing`} {
+	// One digit more: Python's json.loads refuses it, and converting a
+	// long one would hold the event loop for seconds.
+	tooLong := `["run", {"kwargs": {"n": [` + strings.Repeat("9", MaxIntDigits+1) + `]}}]`
+	for _, bad := range []string{`{}`, `["run"]`, `["run", 5]`, `not json`, `["run", {}] trailing`, tooLong} {
 		if _, err := Key([]byte(bad)); !errors.Is(err, ErrSpec) {
 			t.Errorf("Key(%s) = %v", bad, err)
 		}
