@@ -35,6 +35,9 @@ type renderedService struct {
 type renderedPage struct {
 	Services   []renderedService `json:"services"`
 	WorkerRows int               `json:"workerRows"`
+	// MDP is the "mdp" row of the fronts table: open, accepted and failed
+	// handshakes, as shown.
+	MDP []string `json:"mdp"`
 	KPIWorkers string            `json:"kpiWorkers"`
 	KPIQueued  string            `json:"kpiQueued"`
 }
@@ -157,6 +160,7 @@ func TestBrowserStatusPage(t *testing.T) {
 	if echo, inv := stopEcho(), stopInventory(); echo["echo"] == 0 || inv["inventory.lookup"] == 0 {
 		t.Fatalf("traffic did not flow: %v %v", echo, inv)
 	}
+	sendGarbage(t, ep) // A failed handshake, for the fronts table.
 	stoppedAt := time.Now()
 	for {
 		updated, err := chromedp.Run(browser, chromedp.Evaluate[string](`document.body.dataset.updated || ""`))
@@ -181,6 +185,8 @@ func TestBrowserStatusPage(t *testing.T) {
 			badge: (tr.querySelector('.badge') || {}).textContent || '',
 		})),
 		workerRows: document.querySelectorAll('#workers tbody tr').length,
+		mdp: ['open', 'accepted', 'handshake_failed'].map(c =>
+			(document.querySelector('#fronts tr[data-front="mdp"] [data-col=' + c + ']') || {}).textContent || ''),
 		kpiWorkers: document.getElementById('k-workers').textContent,
 		kpiQueued: document.getElementById('k-queued').textContent,
 	})`))
@@ -213,6 +219,12 @@ func TestBrowserStatusPage(t *testing.T) {
 		if (want.Workers == 0) != (r.Badge != "") {
 			t.Errorf("%s: badge %q with %d workers", r.Name, r.Badge, want.Workers)
 		}
+	}
+	cs := b.ConnStats()[0]
+	if len(page.MDP) != 3 || num(page.MDP[0]) != cs.Open || num(page.MDP[1]) != int(cs.Accepted) ||
+		num(page.MDP[2]) != int(cs.HandshakeFailed) || cs.HandshakeFailed != 1 {
+		t.Errorf("fronts table, mdp: open, accepted, failed handshakes %q; broker: %d, %d, %d",
+			page.MDP, cs.Open, cs.Accepted, cs.HandshakeFailed)
 	}
 	if workerRows != len(st.Workers) || num(kpiWorkers) != st.Stats.Workers || num(kpiQueued) != st.Queued {
 		t.Errorf("page: %d worker rows, %s workers, %s queued; broker: %d, %d, %d",

@@ -327,6 +327,39 @@
     dl.replaceChildren(frag);
   }
 
+  // ---- fronts ------------------------------------------------------------
+
+  function renderFronts(st) {
+    const fronts = (st.security && st.security.fronts) || [];
+    const frag = document.createDocumentFragment();
+    for (const f of fronts) {
+      const c = f.connections;
+      const tr = el('tr');
+      tr.dataset.front = f.front;
+      const eps = el('td', 'left');
+      for (const e of f.endpoints) {
+        eps.appendChild(el('span', 'chip' + (e.plaintext ? ' plain' : ''), e.endpoint + ' · ' + e.mechanism));
+      }
+      const refused = Object.values(f.refused || {}).reduce((a, n) => a + n, 0);
+      const cell = (col, n, hot) => {
+        const td = el('td', n === undefined ? 'zero' : (hot && n > 0 ? 'hot' : (n ? '' : 'zero')), n === undefined ? '–' : fmtCount(n));
+        td.dataset.col = col;
+        return td;
+      };
+      tr.append(
+        el('td', 'left mono', f.front),
+        eps,
+        cell('open', c && c.open),
+        cell('accepted', c && c.accepted),
+        cell('handshake_failed', c && c.handshake_failed, true),
+        cell('refused', f.front === 'http' ? undefined : refused, true),
+        cell('protocol_errors', c && c.protocol_errors + c.too_large, true),
+      );
+      frag.appendChild(tr);
+    }
+    $('fronts').tBodies[0].replaceChildren(frag);
+  }
+
   // ---- top of page --------------------------------------------------------
 
   function renderHeader(st) {
@@ -390,6 +423,7 @@
     renderWorkers(st);
     renderReasons('drops', st.dropped);
     renderReasons('removed', st.removed);
+    renderFronts(st);
     drawTraffic();
     if (!st.running) { setConn('down', 'stopped'); banner('The broker is not running.'); }
     else if (st.draining) { setConn('drain', 'draining'); banner('Draining: no new requests are dispatched; in-flight requests are finishing before shutdown.', true); }
