@@ -113,6 +113,10 @@ func ParseCron(expr string) (cron.Schedule, error) {
 // class_args, class_kwargs, path and callable (eventmq.scheduler's
 // schedule_hash). Missing fields count as null.
 func Key(job []byte) (string, error) {
+	if len(job) > MaxJobLen {
+		// UNSCHEDULE reaches here without Parse's check.
+		return "", fmt.Errorf("%w: job of %d bytes", ErrSpec, len(job))
+	}
 	var msg []any
 	if err := unmarshal(job, &msg); err != nil {
 		return "", fmt.Errorf("%w: job is not a JSON list [command, {...}]: %v", ErrSpec, err)

@@ -122,7 +122,8 @@ func TestKeyMatchesPython(t *testing.T) {
 	// One digit more: Python's json.loads refuses it, and converting a
 	// long one would hold the event loop for seconds.
 	tooLong := `["run", {"kwargs": {"n": [` + strings.Repeat("9", MaxIntDigits+1) + `]}}]`
-	for _, bad := range []string{`{}`, `["run"]`, `["run", 5]`, `not json`, `["run", {}] trailing`, tooLong} {
+	tooBig := `["run", {"path": "` + strings.Repeat("x", MaxJobLen) + `"}]`
+	for _, bad := range []string{`{}`, `["run"]`, `["run", 5]`, `not json`, `["run", {}] trailing`, tooLong, tooBig} {
 		if _, err := Key([]byte(bad)); !errors.Is(err, ErrSpec) {
 			t.Errorf("Key(%s) = %v", bad, err)
 		}
