@@ -116,6 +116,11 @@ type QueueSpec struct {
 const (
 	MaxInformQueues = 256
 	MaxQueueNameLen = 255
+	// MaxQueuesLen bounds an INFORM's queue list in bytes before it is
+	// parsed: room for MaxInformQueues entries of the longest name written
+	// entirely as \u escapes, with a weight. A larger list cannot be valid
+	// short of padding, and parsing 64 MiB of it took 0.36 s of the loop.
+	MaxQueuesLen = MaxInformQueues * (8*MaxQueueNameLen + 64)
 )
 
 // ErrQueues is returned by ParseQueues for a queue list it cannot use.
@@ -129,6 +134,9 @@ var ErrQueues = errors.New("emqp: bad INFORM queue list")
 func ParseQueues(b []byte) ([]QueueSpec, error) {
 	if len(bytes.TrimSpace(b)) == 0 {
 		return nil, nil
+	}
+	if len(b) > MaxQueuesLen {
+		return nil, fmt.Errorf("%w: %d bytes, at most %d", ErrQueues, len(b), MaxQueuesLen)
 	}
 	var raw []json.RawMessage
 	if err := json.Unmarshal(b, &raw); err != nil {

@@ -287,6 +287,8 @@ func TestParseQueues(t *testing.T) {
 		{"default", "", true},
 		{`[[10, "` + strings.Repeat("q", 256) + `"]]`, "", true},
 		{"[" + strings.Repeat(`"q",`, MaxInformQueues) + `"q"]`, "", true},
+		// Padding past MaxQueuesLen is refused before parsing.
+		{`["q"` + strings.Repeat(" ", MaxQueuesLen) + `]`, "", true},
 	} {
 		got, err := ParseQueues([]byte(tc.in))
 		if (err != nil) != tc.err {
@@ -302,6 +304,28 @@ func TestParseQueues(t *testing.T) {
 		if s := fmt.Sprint(got); !(s == tc.want || (len(got) == 0 && tc.want == "[]")) {
 			t.Errorf("ParseQueues(%q) = %s, want %s", tc.in, s, tc.want)
 		}
+	}
+}
+
+// The largest valid list, every name of the longest length written
+// entirely as \u escapes with a large weight, fits MaxQueuesLen.
+func TestParseQueuesLargestValid(t *testing.T) {
+	name := strings.Repeat(`\u0071`, MaxQueueNameLen)
+	var b strings.Builder
+	b.WriteString("[")
+	for i := 0; i < MaxInformQueues; i++ {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, `[1000000000000000000000000, "%s%c"]`, name[:len(name)-6], 'a'+i%26)
+	}
+	b.WriteString("]")
+	if b.Len() > MaxQueuesLen {
+		t.Fatalf("%d bytes, MaxQueuesLen %d", b.Len(), MaxQueuesLen)
+	}
+	got, err := ParseQueues([]byte(b.String()))
+	if err != nil || len(got) != MaxInformQueues || len(got[0].Name) != MaxQueueNameLen {
+		t.Fatalf("ParseQueues: %d queues, %v", len(got), err)
 	}
 }
 
