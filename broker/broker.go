@@ -316,6 +316,9 @@ func (b *Broker) handle(frames [][]byte) {
 	}
 	sender := frames[0]
 	m, err := mdp.DecodeToBroker(frames[1:])
+	if err == nil && len(m.Service) > b.cfg.MaxServiceName {
+		err = fmt.Errorf("%w: service name of %d bytes (at most %d)", mdp.ErrService, len(m.Service), b.cfg.MaxServiceName)
+	}
 	if err != nil {
 		b.invalid(sender, err)
 		return

@@ -20,6 +20,7 @@ const (
 	DefaultMaxQueue          = 10000
 	DefaultMaxQueuedBytes    = 256 << 20
 	DefaultMaxServices       = 10000
+	DefaultMaxServiceName    = 255
 	DefaultServiceTTL        = 60 * time.Second
 	DefaultMaxAttempts       = 3
 	DefaultMaxFrames         = 1024
@@ -51,6 +52,12 @@ type Config struct {
 	// MaxServices bounds how many services the broker tracks at once, so
 	// that clients asking for random names cannot grow memory without bound.
 	MaxServices int
+	// MaxServiceName is the longest service name accepted, in bytes (as
+	// AMQP's and eMQP's queue names and Titanic's MaxServiceName). 7/MDP
+	// sets no limit; without one, a client asking for MaxServices names of
+	// a frame's size each would hold that much memory for ServiceTTL.
+	// Longer REQUESTs and READYs are dropped as DropService.
+	MaxServiceName int
 	// ServiceTTL is how long a service with no workers and no queued
 	// requests is remembered before it is forgotten.
 	ServiceTTL time.Duration
@@ -136,6 +143,9 @@ func (c Config) withDefaults() Config {
 	if c.MaxServices == 0 {
 		c.MaxServices = DefaultMaxServices
 	}
+	if c.MaxServiceName == 0 {
+		c.MaxServiceName = DefaultMaxServiceName
+	}
 	if c.ServiceTTL == 0 {
 		c.ServiceTTL = DefaultServiceTTL
 	}
@@ -186,6 +196,8 @@ func (c Config) Validate() error {
 		return bad("MaxQueuedBytes", c.MaxQueuedBytes, "must be at least 1")
 	case c.MaxServices < 1:
 		return bad("MaxServices", c.MaxServices, "must be at least 1")
+	case c.MaxServiceName < 1:
+		return bad("MaxServiceName", c.MaxServiceName, "must be at least 1")
 	case c.ServiceTTL < 0:
 		return bad("ServiceTTL", c.ServiceTTL, "must not be negative")
 	case c.MaxAttempts < 1:

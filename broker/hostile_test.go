@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -240,8 +241,11 @@ type hostileCase struct {
 	want   DropReason
 }
 
+// longService is one byte over DefaultMaxServiceName.
+var longService = strings.Repeat("s", DefaultMaxServiceName+1)
+
 // hostileCatalogue returns the malformed messages of TestHostileCatalogue:
-// 79 shapes. None of them is a valid MDP message in either version, so each
+// 83 shapes. None of them is a valid MDP message in either version, so each
 // must be dropped, counted once under its reason, and answered with nothing.
 //
 // DropEmpty is not in the catalogue: it cannot be produced over the wire. A
@@ -290,6 +294,8 @@ func hostileCatalogue(maxFrames int) []hostileCase {
 		{"0.2 client empty service", hf(hC2, c2Request, "", "x"), DropService},
 		{"0.2 client without body", hf(hC2, c2Request, "echo"), DropShort},
 		{"0.2 client delimited, empty service", hf("", hC2, c2Request, "", "x"), DropService},
+		{"0.1 client service name over MaxServiceName", hf("", hC1, longService, "x"), DropService},
+		{"0.2 client service name over MaxServiceName", hf(hC2, c2Request, longService, "x"), DropService},
 
 		// Worker command frame.
 		{"0.1 worker without command", hf("", hW1), DropCommand},
@@ -312,6 +318,8 @@ func hostileCatalogue(maxFrames int) []hostileCase {
 		{"0.2 READY without service", hf(hW2, w2Ready), DropShort},
 		{"0.1 READY empty service", hf("", hW1, w1Ready, ""), DropService},
 		{"0.2 READY empty service", hf(hW2, w2Ready, ""), DropService},
+		{"0.1 READY service name over MaxServiceName", hf("", hW1, w1Ready, longService), DropService},
+		{"0.2 READY service name over MaxServiceName", hf(hW2, w2Ready, longService), DropService},
 		{"0.1 READY extra frame", hf("", hW1, w1Ready, "echo", "extra"), DropExtraFrames},
 		{"0.2 READY extra frames", hf(hW2, w2Ready, "echo", "", "x"), DropExtraFrames},
 
@@ -353,7 +361,7 @@ func hostileCatalogue(maxFrames int) []hostileCase {
 	}
 }
 
-// TestHostileCatalogue sends every shape of hostileCatalogue (79 shapes) from
+// TestHostileCatalogue sends every shape of hostileCatalogue (83 shapes) from
 // a fresh unregistered peer, checks that each is counted once under its
 // reason and changes nothing else, that no peer hears anything back, and
 // then that normal traffic still flows.
@@ -402,6 +410,14 @@ func TestHostileCatalogue(t *testing.T) {
 	s := waitFor(t, b, "MaxFrames-frame request accepted", func(s Stats) bool { return s.Requests == before.Requests+1 })
 	if s.TotalDropped() != before.TotalDropped() || s.Queued != before.Queued+1 {
 		t.Errorf("a %d-frame request was not queued: %+v", DefaultMaxFrames, s)
+	}
+
+	// Boundary: a service name of MaxServiceName bytes is accepted.
+	before = b.Stats()
+	p.send(hf(hC2, c2Request, longService[1:], "x")...)
+	s = waitFor(t, b, "MaxServiceName-byte service accepted", func(s Stats) bool { return s.Requests == before.Requests+1 })
+	if s.TotalDropped() != before.TotalDropped() || s.Queued != before.Queued+1 {
+		t.Errorf("a request for a %d-byte service was not queued: %+v", DefaultMaxServiceName, s)
 	}
 
 	checkNormalTraffic(t, b, "after.catalogue")

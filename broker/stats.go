@@ -15,7 +15,7 @@ const (
 	DropCommand                             // Unknown command byte, or wrong direction.
 	DropShort                               // A required frame is missing.
 	DropExtraFrames                         // Fixed-size command with extra frames.
-	DropService                             // Empty service name.
+	DropService                             // Empty service name, or longer than Config.MaxServiceName.
 	DropEnvelope                            // Bad client address envelope in a worker reply.
 	DropTooManyFrames                       // More frames than Config.MaxFrames.
 	DropUnexpected                          // Valid command at the wrong time (answered with DISCONNECT).

@@ -44,6 +44,7 @@ type Config struct {
 	MaxQueue           int           // max-queue
 	MaxQueuedBytes     int64         // max-queued-bytes
 	MaxServices        int           // max-services
+	MaxServiceName     int           // max-service-name
 	ServiceTTL         time.Duration // service-ttl
 	MaxAttempts        int           // max-attempts
 	NoRedelivery       bool          // no-redelivery
@@ -154,6 +155,7 @@ func Defaults() Config {
 		MaxQueue:             broker.DefaultMaxQueue,
 		MaxQueuedBytes:       broker.DefaultMaxQueuedBytes,
 		MaxServices:          broker.DefaultMaxServices,
+		MaxServiceName:       broker.DefaultMaxServiceName,
 		ServiceTTL:           broker.DefaultServiceTTL,
 		MaxAttempts:          broker.DefaultMaxAttempts,
 		MaxFrames:            broker.DefaultMaxFrames,
@@ -184,6 +186,7 @@ func (c Config) Broker(logger *slog.Logger) broker.Config {
 		MaxQueue:          c.MaxQueue,
 		MaxQueuedBytes:    c.MaxQueuedBytes,
 		MaxServices:       c.MaxServices,
+		MaxServiceName:    c.MaxServiceName,
 		ServiceTTL:        c.ServiceTTL,
 		MaxAttempts:       c.MaxAttempts,
 		DisableRedelivery: c.NoRedelivery,

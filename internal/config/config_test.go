@@ -35,7 +35,7 @@ func TestDefaults(t *testing.T) {
 	got := l.Config.Broker(nil)
 	want := broker.Config{Endpoints: []string{broker.DefaultEndpoint}, HeartbeatInterval: broker.DefaultHeartbeatInterval,
 		HeartbeatLiveness: broker.DefaultHeartbeatLiveness, RequestTimeout: broker.DefaultRequestTimeout,
-		MaxQueue: broker.DefaultMaxQueue, MaxQueuedBytes: broker.DefaultMaxQueuedBytes, MaxServices: broker.DefaultMaxServices,
+		MaxQueue: broker.DefaultMaxQueue, MaxQueuedBytes: broker.DefaultMaxQueuedBytes, MaxServices: broker.DefaultMaxServices, MaxServiceName: broker.DefaultMaxServiceName,
 		ServiceTTL: broker.DefaultServiceTTL, MaxAttempts: broker.DefaultMaxAttempts, MaxFrames: broker.DefaultMaxFrames,
 		MaxFrameSize: broker.DefaultMaxFrameSize, MaxClientInFlight: broker.DefaultMaxClientInFlight}
 	if !reflect.DeepEqual(got, want) {

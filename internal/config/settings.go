@@ -77,6 +77,8 @@ var settings = []*setting{
 		field: func(c *Config) any { return &c.MaxQueuedBytes }, check: minInt(1), lib: []string{"broker.MaxQueuedBytes"}},
 	{name: "max-services", kind: kInt, reload: true, usage: "services tracked at once",
 		field: func(c *Config) any { return &c.MaxServices }, check: minInt(1), lib: []string{"broker.MaxServices"}},
+	{name: "max-service-name", kind: kInt, reload: true, usage: "longest service name accepted in a REQUEST or READY, in bytes; longer ones are dropped and counted",
+		field: func(c *Config) any { return &c.MaxServiceName }, check: minInt(1), lib: []string{"broker.MaxServiceName"}},
 	{name: "service-ttl", kind: kDuration, reload: true, usage: "how long a service with no workers and no queue is remembered",
 		field: func(c *Config) any { return &c.ServiceTTL }, check: minDuration(time.Millisecond), lib: []string{"broker.ServiceTTL"}},
 	{name: "max-attempts", kind: kInt, reload: true, usage: "deliveries of one request when workers die holding it",
