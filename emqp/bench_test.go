@@ -2,6 +2,8 @@ package emqp
 
 import (
 	"errors"
+	"fmt"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -102,4 +104,20 @@ func BenchmarkRouterThroughput(b *testing.B) {
 	if st.Dispatched < uint64(n) || st.TotalDropped() != 0 {
 		b.Fatalf("stats %+v", st)
 	}
+}
+
+// BenchmarkBuiltinSchedule sends SCHEDULEs for distinct jobs, as fast as one
+// client can, to the built-in scheduler with its bbolt store on disk, and
+// waits until all are taken: what a burst of schedules costs the loop.
+func BenchmarkBuiltinSchedule(b *testing.B) {
+	store := filepath.Join(b.TempDir(), "schedules.db")
+	ts := startServer(b, func(c *Config) { c.Scheduler, c.SchedulerStore = true, store })
+	c := ts.client("bench-client")
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		c.send("SCHEDULE", "default", "nohaste", "3600", fmt.Sprintf(`["run", {"callable": "f", "path": "m", "args": [%d]}]`, i), "")
+	}
+	ts.waitFor("every schedule taken", func(s Stats) bool { return s.Scheduled == uint64(b.N) })
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "schedules/s")
 }

@@ -56,7 +56,7 @@ func (s *Server) scheduleBuiltin(m *wire.Message) {
 	if first != nil {
 		s.submitRun(*first)
 	}
-	s.flushSchedules()
+	// Stored at the end of the loop's turn (runSchedules).
 }
 
 // unscheduleBuiltin takes an UNSCHEDULE for the built-in scheduler.
@@ -74,18 +74,22 @@ func (s *Server) unscheduleBuiltin(m *wire.Message) {
 		s.stats.Unscheduled++
 		s.log.Info("emqp: unscheduled", "queue", string(m.Args[0]))
 	}
-	s.flushSchedules()
+	// Stored at the end of the loop's turn (runSchedules).
 }
 
-// runSchedules makes the REQUESTs of the runs now due.
+// runSchedules makes the REQUESTs of the runs now due, then stores every
+// change of the loop's turn in one write: the SCHEDULEs and UNSCHEDULEs of
+// the batch and the runs just made. One write (and fsync) per SCHEDULE
+// would hold the loop for a disk sync per message under a burst; a
+// SCHEDULE gets no acknowledgement (as with emq-router), so nothing is
+// promised before the turn ends.
 func (s *Server) runSchedules() {
 	if s.sched == nil {
 		return
 	}
-	if next, ok := s.sched.NextDue(); !ok || next.After(s.now) {
-		return
+	if next, ok := s.sched.NextDue(); ok && !next.After(s.now) {
+		s.sched.Due(s.now, s.submitRun)
 	}
-	s.sched.Due(s.now, s.submitRun)
 	s.flushSchedules()
 }
 
