@@ -24,6 +24,7 @@ run: build
 
 vet:
 	$(GO) vet ./...
+	@out="$$(gofmt -l .)"; [ -z "$$out" ] || { echo "gofmt would change: $$out" >&2; exit 1; }
 
 # staticcheck, pinned; fetched through the module proxy, not added to go.mod.
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2

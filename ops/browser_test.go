@@ -37,9 +37,9 @@ type renderedPage struct {
 	WorkerRows int               `json:"workerRows"`
 	// MDP is the "mdp" row of the fronts table: open, accepted and failed
 	// handshakes, as shown.
-	MDP []string `json:"mdp"`
-	KPIWorkers string            `json:"kpiWorkers"`
-	KPIQueued  string            `json:"kpiQueued"`
+	MDP        []string `json:"mdp"`
+	KPIWorkers string   `json:"kpiWorkers"`
+	KPIQueued  string   `json:"kpiQueued"`
 }
 
 // TestBrowserStatusPage loads the status page in headless Chromium against
